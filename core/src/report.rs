@@ -1,0 +1,633 @@
+//! The report model: what travels from a program to NATS (or a file).
+//!
+//! A [`Report`] is plain data with a stable, time-ordered [`ReportId`] assigned
+//! when it is created. Retries, spills and replays keep that id, which is what
+//! lets a JetStream stream deduplicate (`Nats-Msg-Id`) and a reader of the
+//! fallback file recognise a report it has already seen.
+//!
+//! On the wire a report is one JSON object (see [`Report::to_json`]); the
+//! field names below are the schema, versioned by [`SCHEMA_VERSION`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Version of the JSON schema written by this crate. Readers should accept
+/// reports whose `schema` is at most the version they know.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A stable, unique, time-ordered report id (a UUIDv7).
+///
+/// Ids created later in the same process sort after earlier ones, so the
+/// spool and the fallback file can be replayed oldest first.
+///
+/// ```
+/// use tidings_core::ReportId;
+/// let a = ReportId::new();
+/// let b = ReportId::new();
+/// assert!(a < b);
+/// let parsed: ReportId = a.to_string().parse().unwrap();
+/// assert_eq!(a, parsed);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReportId(uuid::Uuid);
+
+impl ReportId {
+    /// A fresh id for the current time.
+    pub fn new() -> Self {
+        ReportId(uuid::Uuid::now_v7())
+    }
+
+    /// The id as 16 bytes (big-endian, time first).
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+
+    /// Rebuilds an id from the 16 bytes of [`ReportId::as_bytes`].
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        ReportId(uuid::Uuid::from_bytes(bytes))
+    }
+}
+
+impl Default for ReportId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for ReportId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+impl fmt::Debug for ReportId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReportId({})", self.0.hyphenated())
+    }
+}
+
+/// The error returned when a string is not a report id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidReportId(String);
+
+impl fmt::Display for InvalidReportId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not a report id (expected a UUID): {:?}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidReportId {}
+
+impl FromStr for ReportId {
+    type Err = InvalidReportId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s)
+            .map(ReportId)
+            .map_err(|_| InvalidReportId(s.chars().take(64).collect()))
+    }
+}
+
+impl Serialize for ReportId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = uuid::Uuid::encode_buffer();
+        s.serialize_str(self.0.hyphenated().encode_lower(&mut buf))
+    }
+}
+
+impl<'de> Deserialize<'de> for ReportId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Wall-clock time of a report, written as RFC 3339 UTC with microseconds.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(SystemTime);
+
+impl Timestamp {
+    /// The current wall-clock time, to the microsecond (the precision of
+    /// the wire format, so a timestamp survives a JSON round trip exactly).
+    pub fn now() -> Self {
+        Self::from(SystemTime::now())
+    }
+
+    /// The time as a [`SystemTime`].
+    pub fn as_system_time(&self) -> SystemTime {
+        self.0
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    /// Truncates to whole microseconds.
+    fn from(t: SystemTime) -> Self {
+        let truncated = match t.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(d.as_micros() as u64),
+            Err(_) => t,
+        };
+        Timestamp(truncated)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // humantime refuses times before the epoch; clamp rather than fail.
+        let t = self.0.max(SystemTime::UNIX_EPOCH);
+        fmt::Display::fmt(&humantime::format_rfc3339_micros(t), f)
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({self})")
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        humantime::parse_rfc3339_weak(s.trim_end_matches('Z'))
+            .or_else(|_| humantime::parse_rfc3339(&s))
+            .map(Timestamp)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// How bad it is. Ordered: `Debug < Info < Warning < Error < Critical`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Diagnostic detail.
+    Debug,
+    /// Something worth knowing happened.
+    Info,
+    /// Something is wrong but the program carries on as intended.
+    Warning,
+    /// An operation failed.
+    Error,
+    /// The program (or a vital part of it) cannot do its job.
+    Critical,
+}
+
+impl Severity {
+    /// The lowercase name used on the wire (`"error"`, …).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Severity::Debug => "debug",
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a report comes from.
+///
+/// `host` and `pid` are filled in when the report is created; `service` and
+/// `instance` are filled in by the [`Reporter`](crate::Reporter) from its
+/// configuration when the report does not name them itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// The service (program) name, e.g. `"billing"`.
+    #[serde(default)]
+    pub service: String,
+    /// Which instance of the service, e.g. a pod name. Empty when unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub instance: String,
+    /// The host name.
+    #[serde(default)]
+    pub host: String,
+    /// The process id.
+    #[serde(default)]
+    pub pid: u32,
+}
+
+impl Source {
+    /// A source for this process: host and pid filled in, service empty.
+    pub fn this_process() -> Self {
+        Source {
+            service: String::new(),
+            instance: String::new(),
+            host: host_name().to_owned(),
+            pid: std::process::id(),
+        }
+    }
+}
+
+fn host_name() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| gethostname::gethostname().to_string_lossy().into_owned())
+}
+
+/// One error or event, as reported.
+///
+/// Build one with [`Report::new`] (or [`Report::error`], [`Report::warning`],
+/// …) or from any [`std::error::Error`] with [`Report::from_error`], then add
+/// context with the `with_*` methods.
+///
+/// ```
+/// use tidings_core::{Report, Severity};
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "primary db unreachable");
+/// let report = Report::from_error(&io)
+///     .with_kind("database_failure")
+///     .with_context("db", "primary")
+///     .with_context("attempt", 3);
+/// assert_eq!(report.severity, Severity::Error);
+/// assert_eq!(report.kind, "database_failure");
+/// assert_eq!(report.message, "primary db unreachable");
+/// assert_eq!(report.context["attempt"], 3);
+///
+/// // JSON round trip keeps everything, including the id.
+/// let json = report.to_json();
+/// let back = tidings_core::Report::from_json(&json).unwrap();
+/// assert_eq!(back, report);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Schema version ([`SCHEMA_VERSION`] for reports created by this crate).
+    pub schema: u32,
+    /// Stable unique id, assigned at creation and kept by retries and replays.
+    pub id: ReportId,
+    /// When the report was created.
+    pub timestamp: Timestamp,
+    /// How bad it is.
+    pub severity: Severity,
+    /// A machine-friendly category, e.g. `"database_failure"`.
+    pub kind: String,
+    /// A human-readable message.
+    pub message: String,
+    /// Where it comes from.
+    pub source: Source,
+    /// Structured context: any JSON values under string keys.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub context: BTreeMap<String, serde_json::Value>,
+    /// The error's `source()` chain, outermost cause first (the error's own
+    /// message is [`Report::message`], not repeated here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<String>,
+    /// A captured backtrace, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backtrace: Option<String>,
+    /// True when fields were shortened to fit a transport's size limit
+    /// (see [`Report::encode_within`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl Report {
+    /// A new report with a fresh id and the current time.
+    pub fn new(severity: Severity, kind: impl Into<String>, message: impl Into<String>) -> Self {
+        Report {
+            schema: SCHEMA_VERSION,
+            id: ReportId::new(),
+            timestamp: Timestamp::now(),
+            severity,
+            kind: kind.into(),
+            message: message.into(),
+            source: Source::this_process(),
+            context: BTreeMap::new(),
+            chain: Vec::new(),
+            backtrace: None,
+            truncated: false,
+        }
+    }
+
+    /// A new [`Severity::Error`] report.
+    pub fn error(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(Severity::Error, kind, message)
+    }
+
+    /// A new [`Severity::Warning`] report.
+    pub fn warning(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(Severity::Warning, kind, message)
+    }
+
+    /// A new [`Severity::Info`] report.
+    pub fn info(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(Severity::Info, kind, message)
+    }
+
+    /// A new [`Severity::Critical`] report.
+    pub fn critical(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(Severity::Critical, kind, message)
+    }
+
+    /// An error report from any error: message is its `Display`, the chain
+    /// is its `source()` chain, kind is `"error"` (change it with
+    /// [`Report::with_kind`]).
+    pub fn from_error<E: std::error::Error + ?Sized>(error: &E) -> Self {
+        let mut report = Self::error("error", error.to_string());
+        let mut next = error.source();
+        // A cyclic or absurdly deep chain must not hang or exhaust memory.
+        while let Some(cause) = next {
+            if report.chain.len() == 64 {
+                report.chain.push("… (chain cut at 64 causes)".to_owned());
+                break;
+            }
+            report.chain.push(cause.to_string());
+            next = cause.source();
+        }
+        report
+    }
+
+    /// Sets the kind.
+    pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = kind.into();
+        self
+    }
+
+    /// Sets the severity.
+    pub fn with_severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
+        self
+    }
+
+    /// Sets the message.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    /// Adds one context value. A value that cannot be serialized is stored
+    /// as a string saying why, rather than failing or panicking.
+    pub fn with_context(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
+        let value = serde_json::to_value(value)
+            .unwrap_or_else(|e| serde_json::Value::String(format!("<unserializable: {e}>")));
+        self.context.insert(key.into(), value);
+        self
+    }
+
+    /// Sets the service name in the source.
+    pub fn with_service(mut self, service: impl Into<String>) -> Self {
+        self.source.service = service.into();
+        self
+    }
+
+    /// Sets the instance name in the source.
+    pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
+        self.source.instance = instance.into();
+        self
+    }
+
+    /// Attaches a backtrace (any `Display`, typically
+    /// [`std::backtrace::Backtrace`]).
+    pub fn with_backtrace(mut self, backtrace: impl fmt::Display) -> Self {
+        self.backtrace = Some(backtrace.to_string());
+        self
+    }
+
+    /// Captures a backtrace here (only when `RUST_BACKTRACE` or
+    /// `RUST_LIB_BACKTRACE` enable it, as [`std::backtrace::Backtrace::capture`]).
+    pub fn capture_backtrace(mut self) -> Self {
+        let bt = std::backtrace::Backtrace::capture();
+        if bt.status() == std::backtrace::BacktraceStatus::Captured {
+            self.backtrace = Some(bt.to_string());
+        }
+        self
+    }
+
+    /// The report as one line of JSON (no trailing newline).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(256);
+        self.write_json(&mut buf);
+        buf
+    }
+
+    /// Appends the report's JSON to `buf`.
+    pub fn write_json(&self, buf: &mut Vec<u8>) {
+        // Serializing a Report cannot fail: every field is a string, number,
+        // map with string keys, or a serde_json::Value.
+        if let Err(e) = serde_json::to_writer(&mut *buf, self) {
+            // Defensive: keep the promise "never panics" even if that changes.
+            buf.extend_from_slice(
+                format!(r#"{{"schema":1,"id":"{}","encode_error":"{}"}}"#, self.id, e).as_bytes(),
+            );
+        }
+    }
+
+    /// Parses a report from JSON.
+    pub fn from_json(bytes: &[u8]) -> Result<Report, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// Encodes the report into `buf` (cleared first) in at most `max_bytes`.
+    ///
+    /// When the full JSON is too large, a copy is shortened step by step —
+    /// backtrace dropped, chain entries cut, context replaced by a note of its
+    /// size, message cut — and marked `"truncated": true`, keeping id, kind,
+    /// severity and source intact. Returns [`Encoded::Truncated`] then.
+    /// Fails only when even the skeleton does not fit (a limit below a few
+    /// hundred bytes); the caller should spill the report instead.
+    ///
+    /// ```
+    /// use tidings_core::{Report, Encoded};
+    /// let big = Report::error("huge", "x".repeat(10_000));
+    /// let mut buf = Vec::new();
+    /// assert_eq!(big.encode_within(1024, &mut buf), Ok(Encoded::Truncated));
+    /// assert!(buf.len() <= 1024);
+    /// let cut = Report::from_json(&buf).unwrap();
+    /// assert!(cut.truncated);
+    /// assert_eq!(cut.id, big.id);
+    /// ```
+    pub fn encode_within(&self, max_bytes: usize, buf: &mut Vec<u8>) -> Result<Encoded, TooLarge> {
+        buf.clear();
+        self.write_json(buf);
+        if buf.len() <= max_bytes {
+            return Ok(Encoded::Whole);
+        }
+        let full_size = buf.len();
+        let mut cut = self.clone();
+        cut.truncated = true;
+        cut.backtrace = None;
+        let steps: [fn(&mut Report); 3] = [
+            |r| {
+                for entry in &mut r.chain {
+                    truncate_str(entry, 256);
+                }
+                r.chain.truncate(16);
+            },
+            |r| {
+                let removed = r.context.len();
+                r.context.clear();
+                r.context.insert(
+                    "_truncated".to_owned(),
+                    serde_json::Value::String(format!("{removed} context entries removed")),
+                );
+            },
+            |r| r.chain.clear(),
+        ];
+        for step in steps {
+            step(&mut cut);
+            buf.clear();
+            cut.write_json(buf);
+            if buf.len() <= max_bytes {
+                return Ok(Encoded::Truncated);
+            }
+        }
+        // Last step: cut the message to whatever room is left.
+        let overshoot = buf.len() - max_bytes;
+        let marker = "… [truncated]";
+        let keep = cut.message.len().saturating_sub(overshoot + marker.len() + 8);
+        truncate_str(&mut cut.message, keep);
+        cut.message.push_str(marker);
+        buf.clear();
+        cut.write_json(buf);
+        if buf.len() <= max_bytes {
+            return Ok(Encoded::Truncated);
+        }
+        buf.clear();
+        Err(TooLarge {
+            size: full_size,
+            max: max_bytes,
+        })
+    }
+}
+
+/// How [`Report::encode_within`] fitted a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoded {
+    /// The whole report fitted.
+    Whole,
+    /// Fields were shortened; the encoded report has `"truncated": true`.
+    Truncated,
+}
+
+/// A report that cannot be made to fit a size limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooLarge {
+    /// Size of the full encoding in bytes.
+    pub size: usize,
+    /// The limit it had to fit.
+    pub max: usize,
+}
+
+impl fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "report of {} bytes cannot be cut to fit {} bytes",
+            self.size, self.max
+        )
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+/// Cuts `s` to at most `max` bytes on a char boundary.
+fn truncate_str(s: &mut String, max: usize) {
+    if s.len() <= max {
+        return;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(Inner);
+    #[derive(Debug)]
+    struct Inner;
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("query failed")
+        }
+    }
+    impl fmt::Display for Inner {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("connection reset")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    impl std::error::Error for Inner {}
+
+    #[test]
+    fn from_error_keeps_the_source_chain() {
+        let r = Report::from_error(&Outer(Inner));
+        assert_eq!(r.message, "query failed");
+        assert_eq!(r.chain, vec!["connection reset".to_owned()]);
+        assert_eq!(r.source.pid, std::process::id());
+        assert_eq!(r.schema, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn json_round_trip_is_lossless() {
+        let r = Report::critical("disk_full", "no space left")
+            .with_context("free", 0)
+            .with_context("mount", "/var")
+            .with_backtrace("frame 0\nframe 1")
+            .with_service("billing")
+            .with_instance("pod-7");
+        let back = Report::from_json(&r.to_json()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn timestamps_keep_microseconds() {
+        let r = Report::info("tick", "");
+        let back = Report::from_json(&r.to_json()).unwrap();
+        let a = r.timestamp.0.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        let b = back.timestamp.0.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(a.as_micros(), b.as_micros());
+    }
+
+    #[test]
+    fn encode_within_cuts_multibyte_text_safely() {
+        let r = Report::error("k", "é".repeat(5000)).with_context("big", "ü".repeat(5000));
+        let mut buf = Vec::new();
+        for max in [400, 700, 1000, 4000, 20_000] {
+            let fit = r.encode_within(max, &mut buf).unwrap();
+            assert!(buf.len() <= max, "{} > {max}", buf.len());
+            let back = Report::from_json(&buf).unwrap();
+            assert_eq!(back.id, r.id);
+            assert_eq!(fit == Encoded::Truncated, back.truncated);
+        }
+    }
+
+    #[test]
+    fn encode_within_refuses_impossible_limits() {
+        let r = Report::error("k", "m");
+        let mut buf = Vec::new();
+        let err = r.encode_within(10, &mut buf).unwrap_err();
+        assert_eq!(err.max, 10);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn bad_ids_are_typed_errors() {
+        assert!("not-a-uuid".parse::<ReportId>().is_err());
+        assert!(Report::from_json(br#"{"id":"zzz"}"#).is_err());
+    }
+}

@@ -1,0 +1,526 @@
+//! State shared by every handle and the worker: the lifecycle, the intake
+//! queue, the in-flight registry, the counters, and settlement.
+//!
+//! # Where a report can be, and who spills it
+//!
+//! An accepted report is always in exactly one of these places until it is
+//! settled:
+//!
+//! 1. the intake queue — spilled by [`Shared::finish`] (which closes the
+//!    queue first, so nothing can slip in behind the drain);
+//! 2. the worker's hands between taking it off the queue and registering
+//!    its batch — a synchronous stretch; [`Shared::register`] refuses once
+//!    finishing has begun and the worker spills the batch itself;
+//! 3. a registered in-flight batch — spilled by [`InFlightBatch`]'s `Drop`
+//!    (deadline, runtime teardown) or by [`Shared::finish`] (forced).
+//!
+//! Settling goes through [`Entry::claim`], so when two of these paths race,
+//! exactly one settles and counts the report.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender};
+use event_listener::Event;
+
+use crate::config::Config;
+use crate::entry::{Entry, Outcome, SinkOutcome, SpillReason, Status, StatusKind};
+use crate::fallback::{Fallback, Stderr};
+use crate::report::Report;
+use crate::runtime::Runtime;
+use crate::sink::{Batch, Sink};
+use crate::stats::{add, inc, Counters, Ending, ShutdownSummary, SinkStats, Stats};
+use crate::sync::{lock, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering};
+
+pub(crate) const RUNNING: u8 = 0;
+pub(crate) const DRAINING: u8 = 1;
+pub(crate) const CLOSED: u8 = 2;
+
+/// Where a reporter is in its life. Moves only forward:
+/// `Running → Draining → Closed` (or `Running → Closed` on teardown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Accepting reports and delivering them.
+    Running,
+    /// Shutdown has begun: intake is closed (late reports follow the
+    /// [`Late`](crate::Late) policy), the queue and in-flight sends are
+    /// draining until the deadline.
+    Draining,
+    /// Finished: nothing is queued or in flight; late reports follow the
+    /// [`Late`](crate::Late) policy.
+    Closed,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) counters: Counters,
+    pub(crate) tx: Sender<Arc<Entry>>,
+    pub(crate) rx: Receiver<Arc<Entry>>,
+    /// Notified when the worker takes reports off the queue (room for
+    /// `Overflow::Block` waiters).
+    pub(crate) space: Event,
+    phase: AtomicU8,
+    /// Notified on every phase change (wakes the worker).
+    pub(crate) phase_changed: Event,
+    /// Notified once the summary exists.
+    pub(crate) closed: Event,
+    drain: Mutex<Option<Drain>>,
+    registry: Mutex<Registry>,
+    next_batch: AtomicU64,
+    pub(crate) sinks: Vec<SinkState>,
+    fallback: Box<dyn Fallback>,
+    pub(crate) runtime: Arc<dyn Runtime>,
+    summary: OnceLock<ShutdownSummary>,
+    closing: Mutex<()>,
+    /// Why in-flight batches dropped from now on are being spilled.
+    stop_reason: AtomicU8,
+}
+
+#[derive(Clone, Copy)]
+struct Drain {
+    started: Instant,
+    deadline: Instant,
+}
+
+#[derive(Default)]
+struct Registry {
+    finishing: bool,
+    batches: Vec<(u64, Batch)>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        config: Config,
+        sinks: Vec<Box<dyn Sink>>,
+        fallback: Box<dyn Fallback>,
+        runtime: Arc<dyn Runtime>,
+    ) -> Self {
+        let (tx, rx) = async_channel::bounded(config.capacity);
+        Shared {
+            counters: Counters::default(),
+            tx,
+            rx,
+            space: Event::new(),
+            phase: AtomicU8::new(RUNNING),
+            phase_changed: Event::new(),
+            closed: Event::new(),
+            drain: Mutex::new(None),
+            registry: Mutex::new(Registry::default()),
+            next_batch: AtomicU64::new(0),
+            sinks: sinks.into_iter().map(SinkState::new).collect(),
+            fallback,
+            runtime,
+            summary: OnceLock::new(),
+            closing: Mutex::new(()),
+            stop_reason: AtomicU8::new(reason_code(SpillReason::Teardown)),
+            config,
+        }
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::SeqCst) {
+            RUNNING => Phase::Running,
+            DRAINING => Phase::Draining,
+            _ => Phase::Closed,
+        }
+    }
+
+    pub(crate) fn summary(&self) -> Option<&ShutdownSummary> {
+        self.summary.get()
+    }
+
+    pub(crate) fn log(&self, args: std::fmt::Arguments<'_>) {
+        if self.config.log_to_stderr {
+            eprintln!("tidings: {args}");
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let sinks = self.sinks.iter().map(SinkState::stats).collect();
+        self.counters.snapshot(sinks, self.fallback.location())
+    }
+
+    pub(crate) fn fill_source(&self, report: &mut Report) {
+        if report.source.service.is_empty() && !self.config.service.is_empty() {
+            report.source.service.clone_from(&self.config.service);
+        }
+        if report.source.instance.is_empty() && !self.config.instance.is_empty() {
+            report.source.instance.clone_from(&self.config.instance);
+        }
+    }
+
+    // ----- lifecycle -------------------------------------------------------
+
+    /// Starts the shutdown protocol if it has not started: records the
+    /// deadline, closes intake, wakes the worker. Returns the deadline in
+    /// force (the first caller's), on the runtime's clock.
+    pub(crate) fn begin_shutdown(&self, within: Duration) -> Instant {
+        let mut drain = lock(&self.drain);
+        if let Some(d) = *drain {
+            return d.deadline;
+        }
+        let now = self.runtime.now();
+        let deadline = now.checked_add(within).unwrap_or_else(crate::runtime::far_future);
+        *drain = Some(Drain {
+            started: now,
+            deadline,
+        });
+        drop(drain);
+        let _ = self
+            .phase
+            .compare_exchange(RUNNING, DRAINING, Ordering::SeqCst, Ordering::SeqCst);
+        // Closing the channel is what makes the drain complete: once closed
+        // and empty, the worker's receive ends; sends fail with `Closed`.
+        self.tx.close();
+        self.phase_changed.notify(usize::MAX);
+        deadline
+    }
+
+    pub(crate) fn drain_deadline(&self) -> Option<Instant> {
+        lock(&self.drain).map(|d| d.deadline)
+    }
+
+    /// Registers a batch the worker took off the queue. Returns `None` (and
+    /// spills the batch) once finishing has begun.
+    pub(crate) fn register(self: &Arc<Self>, batch: Batch) -> Option<InFlightBatch> {
+        let id = self.next_batch.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut reg = lock(&self.registry);
+            if !reg.finishing {
+                reg.batches.push((id, batch.clone()));
+                return Some(InFlightBatch {
+                    shared: self.clone(),
+                    id,
+                    batch,
+                });
+            }
+        }
+        let entries: Vec<&Entry> = batch.entries.iter().map(|e| &**e).collect();
+        self.spill(&entries, self.stop_reason(), &|_| Vec::new());
+        None
+    }
+
+    fn stop_reason(&self) -> SpillReason {
+        reason_from_code(self.stop_reason.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_stop_reason(&self, reason: SpillReason) {
+        self.stop_reason
+            .store(reason_code(reason), Ordering::Relaxed);
+    }
+
+    /// Ends the reporter: spills everything still queued or in flight,
+    /// builds the summary, moves to `Closed`. Idempotent: later and
+    /// concurrent callers get the first summary. Never awaits, never blocks
+    /// on a sink: safe from `Drop`, from any thread, during runtime teardown.
+    pub(crate) fn finish(&self, ending: Ending, reason: SpillReason) -> ShutdownSummary {
+        let _closing = lock(&self.closing);
+        if let Some(s) = self.summary.get() {
+            return s.clone();
+        }
+        self.tx.close();
+        self.set_stop_reason(reason);
+        let batches: Vec<Batch> = {
+            let mut reg = lock(&self.registry);
+            reg.finishing = true;
+            reg.batches.iter().map(|(_, b)| b.clone()).collect()
+        };
+        for batch in batches {
+            let entries: Vec<&Entry> = batch.entries.iter().map(|e| &**e).collect();
+            let n = self.spill(&entries, reason, &|_| Vec::new());
+            add(&self.counters.settled.abandoned, n as u64);
+        }
+        self.spill_queue(reason);
+        self.wait_for_claims(Duration::from_millis(100));
+        if let Err(e) = self.fallback.flush() {
+            inc(&self.counters.settled.fallback_errors);
+            self.log(format_args!("flushing the fallback failed: {e}"));
+        }
+        let now = self.runtime.now();
+        let drain = *lock(&self.drain);
+        let summary = ShutdownSummary {
+            stats: self.stats(),
+            elapsed: drain
+                .map(|d| now.saturating_duration_since(d.started))
+                .unwrap_or_default(),
+            deadline_reached: matches!(ending, Ending::Deadline | Ending::Forced)
+                || drain.is_some_and(|d| now >= d.deadline),
+            ended_by: ending,
+        };
+        self.phase.store(CLOSED, Ordering::SeqCst);
+        let _ = self.summary.set(summary.clone());
+        self.closed.notify(usize::MAX);
+        self.phase_changed.notify(usize::MAX);
+        summary
+    }
+
+    /// Spills everything left in the (closed) queue.
+    pub(crate) fn spill_queue(&self, reason: SpillReason) {
+        loop {
+            let mut chunk = Vec::new();
+            while chunk.len() < 1024 {
+                match self.rx.try_recv() {
+                    Ok(e) => chunk.push(e),
+                    Err(_) => break,
+                }
+            }
+            if chunk.is_empty() {
+                return;
+            }
+            self.space.notify(chunk.len());
+            let entries: Vec<&Entry> = chunk.iter().map(|e| &**e).collect();
+            self.spill(&entries, reason, &|_| Vec::new());
+        }
+    }
+
+    /// Waits (bounded) for entries claimed by someone else to be settled:
+    /// claims are held only across synchronous code, so this is short.
+    fn wait_for_claims(&self, bound: Duration) {
+        let start = Instant::now();
+        while self.counters.producer.in_flight.load(Ordering::SeqCst) > 0
+            && start.elapsed() < bound
+        {
+            std::thread::yield_now();
+        }
+    }
+
+    // ----- settlement ------------------------------------------------------
+
+    /// Settles `entry` as delivered, if nobody settled it first.
+    pub(crate) fn settle_delivered(
+        &self,
+        entry: &Entry,
+        sinks: impl FnOnce() -> Vec<SinkOutcome>,
+    ) -> bool {
+        if !entry.claim() {
+            return false;
+        }
+        let outcome = entry.is_watched().then(|| Outcome {
+            id: entry.report.id,
+            status: Status::Delivered,
+            sinks: sinks(),
+        });
+        entry.finish(outcome, StatusKind::Delivered);
+        inc(&self.counters.settled.delivered);
+        self.counters
+            .producer
+            .in_flight
+            .fetch_sub(1, Ordering::AcqRel);
+        true
+    }
+
+    /// Spills the entries that are still pending, through the fallback
+    /// chain (configured fallback, then stderr; lost only if both fail).
+    /// `sinks_of(i)` gives the per-sink outcome of `entries[i]`. Returns how
+    /// many this call settled.
+    pub(crate) fn spill(
+        &self,
+        entries: &[&Entry],
+        reason: SpillReason,
+        sinks_of: &dyn Fn(usize) -> Vec<SinkOutcome>,
+    ) -> usize {
+        let claimed: Vec<usize> = (0..entries.len())
+            .filter(|&i| entries[i].claim())
+            .collect();
+        if claimed.is_empty() {
+            return 0;
+        }
+        let reports: Vec<&Report> = claimed.iter().map(|&i| &entries[i].report).collect();
+        let (kind, to) = match self.fallback.spill(&reports) {
+            Ok(()) => (StatusKind::Spilled, self.fallback.location()),
+            Err(e) => {
+                inc(&self.counters.settled.fallback_errors);
+                self.log(format_args!(
+                    "fallback failed for {} report(s), writing them to stderr: {e}",
+                    reports.len()
+                ));
+                match Stderr.spill(&reports) {
+                    Ok(()) => (StatusKind::Spilled, Stderr.location()),
+                    Err(e2) => (StatusKind::Lost, format!("{e}; then {e2}")),
+                }
+            }
+        };
+        if kind == StatusKind::Lost {
+            // G1: lost is counted *and* said out loud, as best we can.
+            eprintln!(
+                "tidings: LOST {} report(s) ({}); ids: {}",
+                reports.len(),
+                to,
+                reports
+                    .iter()
+                    .map(|r| r.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+        }
+        for &i in &claimed {
+            let entry = entries[i];
+            let outcome = entry.is_watched().then(|| Outcome {
+                id: entry.report.id,
+                status: match kind {
+                    StatusKind::Lost => Status::Lost { reason: to.clone() },
+                    _ => Status::Spilled {
+                        reason,
+                        to: to.clone(),
+                    },
+                },
+                sinks: sinks_of(i),
+            });
+            entry.finish(outcome, kind);
+        }
+        let n = claimed.len() as u64;
+        match kind {
+            StatusKind::Lost => add(&self.counters.settled.lost, n),
+            _ => add(&self.counters.settled.spilled, n),
+        }
+        self.counters
+            .producer
+            .in_flight
+            .fetch_sub(n, Ordering::AcqRel);
+        claimed.len()
+    }
+}
+
+fn reason_code(r: SpillReason) -> u8 {
+    match r {
+        SpillReason::Deadline => 1,
+        _ => 0,
+    }
+}
+
+fn reason_from_code(c: u8) -> SpillReason {
+    match c {
+        1 => SpillReason::Deadline,
+        _ => SpillReason::Teardown,
+    }
+}
+
+/// A batch the worker is sending. Dropping it — normally after every
+/// report in it was settled, or early when the deadline or a runtime
+/// teardown drops the send — spills whatever is still pending.
+pub(crate) struct InFlightBatch {
+    shared: Arc<Shared>,
+    id: u64,
+    pub(crate) batch: Batch,
+}
+
+impl Drop for InFlightBatch {
+    fn drop(&mut self) {
+        {
+            let mut reg = lock(&self.shared.registry);
+            reg.batches.retain(|(id, _)| *id != self.id);
+        }
+        let pending: Vec<&Entry> = self
+            .batch
+            .entries
+            .iter()
+            .map(|e| &**e)
+            .filter(|e| e.is_pending())
+            .collect();
+        if !pending.is_empty() {
+            let n = self
+                .shared
+                .spill(&pending, self.shared.stop_reason(), &|_| Vec::new());
+            add(&self.shared.counters.settled.abandoned, n as u64);
+        }
+    }
+}
+
+// ----- sink health ----------------------------------------------------------
+
+pub(crate) struct SinkState {
+    pub(crate) sink: Box<dyn Sink>,
+    pub(crate) name: Arc<str>,
+    health: Mutex<Health>,
+    down: AtomicBool,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) failed_attempts: AtomicU64,
+}
+
+struct Health {
+    failing_since: Option<Instant>,
+    next_probe: Option<Instant>,
+    last_error: Option<String>,
+}
+
+/// Whether a batch may be sent to a sink now.
+pub(crate) enum Admit {
+    /// The sink is up.
+    Send,
+    /// The sink is down and due for a probe: one attempt.
+    Probe,
+    /// The sink is down: skip it.
+    Skip,
+}
+
+impl SinkState {
+    fn new(sink: Box<dyn Sink>) -> Self {
+        SinkState {
+            name: Arc::from(sink.name()),
+            sink,
+            health: Mutex::new(Health {
+                failing_since: None,
+                next_probe: None,
+                last_error: None,
+            }),
+            down: AtomicBool::new(false),
+            delivered: AtomicU64::new(0),
+            failed_attempts: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn admit(&self, now: Instant, probe_interval: Duration) -> Admit {
+        if !self.down.load(Ordering::Acquire) {
+            return Admit::Send;
+        }
+        let mut h = lock(&self.health);
+        match h.next_probe {
+            Some(t) if now < t => Admit::Skip,
+            _ => {
+                h.next_probe = Some(now + probe_interval);
+                Admit::Probe
+            }
+        }
+    }
+
+    pub(crate) fn on_success(&self, shared: &Shared) {
+        if self.down.load(Ordering::Acquire) || lock(&self.health).failing_since.is_some() {
+            let mut h = lock(&self.health);
+            h.failing_since = None;
+            h.last_error = None;
+            h.next_probe = None;
+            if self.down.swap(false, Ordering::AcqRel) {
+                shared.log(format_args!("sink '{}' recovered", self.name));
+            }
+        }
+    }
+
+    pub(crate) fn on_failure(&self, shared: &Shared, now: Instant, error: &str) {
+        let policy = &shared.config.retry;
+        let mut h = lock(&self.health);
+        h.last_error = Some(error.to_owned());
+        let since = *h.failing_since.get_or_insert(now);
+        if !self.down.load(Ordering::Acquire)
+            && now.saturating_duration_since(since) >= policy.down_after
+        {
+            self.down.store(true, Ordering::Release);
+            h.next_probe = Some(now + policy.probe_interval);
+            drop(h);
+            shared.log(format_args!(
+                "sink '{}' marked down after failing for {:?}; its reports are spilled \
+                 until a probe succeeds. Last error: {error}",
+                self.name, policy.down_after
+            ));
+        }
+    }
+
+    fn stats(&self) -> SinkStats {
+        SinkStats {
+            name: self.name.to_string(),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            failed_attempts: self.failed_attempts.load(Ordering::Relaxed),
+            down: self.down.load(Ordering::Relaxed),
+            last_error: lock(&self.health).last_error.clone(),
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Counters, and the summary that shutdown returns.
+//!
+//! The identity that defines "nothing lost" (G2):
+//!
+//! ```text
+//! accepted == delivered + spilled + lost + in_flight
+//! ```
+//!
+//! holds at every quiescent moment (no `report()` call and no settlement
+//! running), and after shutdown `in_flight == 0`. `refused` reports are not
+//! part of it: they were handed back to the caller, who knows.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// Live counters. Producer-side and worker-side counters sit on separate
+/// cache lines so reporting threads do not contend with the worker.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) producer: ProducerCounters,
+    pub(crate) settled: SettledCounters,
+}
+
+#[derive(Default)]
+#[repr(align(128))]
+pub(crate) struct ProducerCounters {
+    pub(crate) accepted: AtomicU64,
+    /// Incremented before a report becomes visible to anyone else, so it
+    /// never underflows; decremented when the report is settled.
+    pub(crate) in_flight: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) overflowed: AtomicU64,
+    pub(crate) blocked: AtomicU64,
+    pub(crate) late: AtomicU64,
+}
+
+#[derive(Default)]
+#[repr(align(128))]
+pub(crate) struct SettledCounters {
+    pub(crate) delivered: AtomicU64,
+    pub(crate) spilled: AtomicU64,
+    pub(crate) lost: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) failed_attempts: AtomicU64,
+    pub(crate) sink_panics: AtomicU64,
+    pub(crate) abandoned: AtomicU64,
+    pub(crate) fallback_errors: AtomicU64,
+}
+
+pub(crate) fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Acquire)
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self, sinks: Vec<SinkStats>, spill_location: String) -> Stats {
+        let p = &self.producer;
+        let s = &self.settled;
+        // Settled counters first, in_flight last: a report settling between
+        // the reads can only make in_flight look smaller, never count twice.
+        let delivered = get(&s.delivered);
+        let spilled = get(&s.spilled);
+        let lost = get(&s.lost);
+        let accepted = get(&p.accepted);
+        let in_flight = get(&p.in_flight);
+        Stats {
+            accepted,
+            delivered,
+            spilled,
+            lost,
+            in_flight,
+            refused: get(&p.refused),
+            overflowed: get(&p.overflowed),
+            blocked: get(&p.blocked),
+            late: get(&p.late),
+            retries: get(&s.retries),
+            failed_attempts: get(&s.failed_attempts),
+            sink_panics: get(&s.sink_panics),
+            abandoned: get(&s.abandoned),
+            fallback_errors: get(&s.fallback_errors),
+            spill_location,
+            sinks,
+        }
+    }
+}
+
+/// A snapshot of a reporter's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Reports taken by `report()` (queued, or spilled at the door).
+    pub accepted: u64,
+    /// Reports every sink took.
+    pub delivered: u64,
+    /// Reports written to the fallback instead.
+    pub spilled: u64,
+    /// Reports the fallback could not store either (printed to stderr).
+    pub lost: u64,
+    /// Accepted reports not yet settled (queued or being sent).
+    pub in_flight: u64,
+    /// Reports refused by `report()` and handed back to the caller
+    /// (queue full with `Reject`, `Block` timed out, closed with late
+    /// policy `Refuse`). Not part of `accepted`.
+    pub refused: u64,
+    /// Times `report()` found the queue full (whatever the policy did).
+    pub overflowed: u64,
+    /// Times `report()` waited for room (`Block` policy).
+    pub blocked: u64,
+    /// Reports that arrived while shutting down or after.
+    pub late: u64,
+    /// Delivery attempts that were retries.
+    pub retries: u64,
+    /// Delivery attempts that failed (per sink, per report).
+    pub failed_attempts: u64,
+    /// Panics caught inside sinks.
+    pub sink_panics: u64,
+    /// Reports whose send was abandoned at the shutdown deadline or at
+    /// teardown (they were spilled).
+    pub abandoned: u64,
+    /// Times the configured fallback failed (its reports then went to
+    /// stderr, or were lost).
+    pub fallback_errors: u64,
+    /// Where spilled reports went.
+    pub spill_location: String,
+    /// Per-sink state.
+    pub sinks: Vec<SinkStats>,
+}
+
+impl Stats {
+    /// True when `accepted == delivered + spilled + lost + in_flight`.
+    pub fn is_balanced(&self) -> bool {
+        self.accepted == self.delivered + self.spilled + self.lost + self.in_flight
+    }
+}
+
+/// One sink's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SinkStats {
+    /// The sink's name.
+    pub name: String,
+    /// Reports it took.
+    pub delivered: u64,
+    /// Failed attempts (per report).
+    pub failed_attempts: u64,
+    /// True while the sink is marked down (its reports are spilled and it is
+    /// probed periodically).
+    pub down: bool,
+    /// The last error it returned, if it has failed since it last worked
+    /// (e.g. a connection or authentication error).
+    pub last_error: Option<String>,
+}
+
+/// What [`shutdown`](crate::Reporter::shutdown) returns: the counters at the
+/// end and how the shutdown went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ShutdownSummary {
+    /// Counters when the reporter closed. `in_flight` is 0.
+    pub stats: Stats,
+    /// How long the shutdown took.
+    #[serde(serialize_with = "as_secs_f64")]
+    pub elapsed: Duration,
+    /// True when the deadline cut the drain short (what was left was spilled).
+    pub deadline_reached: bool,
+    /// How the reporter closed.
+    pub ended_by: Ending,
+}
+
+/// How a reporter came to be closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// The worker drained the queue and closed the sinks.
+    Drained,
+    /// The worker reached the deadline, abandoned what was in flight and
+    /// spilled it.
+    Deadline,
+    /// The worker did not answer by the deadline (blocked thread, runtime
+    /// not running); the shutdown caller spilled everything itself.
+    Forced,
+    /// The runtime dropped the worker, or the last handle was dropped,
+    /// without a shutdown; everything left was spilled.
+    Teardown,
+}
+
+fn as_secs_f64<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl fmt::Display for ShutdownSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.stats;
+        writeln!(
+            f,
+            "accepted {}  delivered {}  spilled {}  lost {}  in flight {}",
+            s.accepted, s.delivered, s.spilled, s.lost, s.in_flight
+        )?;
+        writeln!(
+            f,
+            "refused {}  late {}  retries {}  abandoned {}  sink panics {}",
+            s.refused, s.late, s.retries, s.abandoned, s.sink_panics
+        )?;
+        if s.spilled > 0 {
+            writeln!(f, "spilled reports are in: {}", s.spill_location)?;
+        }
+        for sink in &s.sinks {
+            write!(
+                f,
+                "sink {}: delivered {}, failed attempts {}{}",
+                sink.name,
+                sink.delivered,
+                sink.failed_attempts,
+                if sink.down { ", DOWN" } else { "" }
+            )?;
+            if let Some(e) = &sink.last_error {
+                write!(f, ", last error: {e}")?;
+            }
+            writeln!(f)?;
+        }
+        write!(
+            f,
+            "shutdown: {:?} in {:.3}s{}; balanced: {}",
+            self.ended_by,
+            self.elapsed.as_secs_f64(),
+            if self.deadline_reached {
+                " (deadline reached)"
+            } else {
+                ""
+            },
+            if s.is_balanced() && s.in_flight == 0 {
+                "yes"
+            } else {
+                "NO"
+            }
+        )
+    }
+}

@@ -1,0 +1,1 @@
+//! tidings facade (filled in below).
