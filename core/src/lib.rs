@@ -114,6 +114,7 @@
 mod config;
 mod entry;
 mod fallback;
+pub mod nats;
 mod report;
 mod reporter;
 mod runtime;

@@ -1,0 +1,471 @@
+//! NATS settings shared by every adapter's NATS sinks: validated here once,
+//! with no NATS client dependency.
+//!
+//! ```
+//! use tidings_core::nats::{NatsConfig, Delivery};
+//! let config = NatsConfig::new("nats://127.0.0.1:4222", "tidings.reports")
+//!     .jetstream()
+//!     .ensure_stream("TIDINGS");
+//! config.validate().unwrap();
+//!
+//! let bad = NatsConfig::new("nats://127.0.0.1:4222", "tidings..reports");
+//! assert_eq!(bad.validate().unwrap_err().field(), "nats.subject");
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::ConfigError;
+use crate::report::Report;
+
+/// How reports are published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Core NATS publish. Delivered means "written to the server
+    /// connection and flushed": core NATS has no acknowledgement, so a
+    /// report can still be dropped by the server ([`crate::Ack::Sent`]).
+    Core,
+    /// JetStream publish with `Nats-Msg-Id` = report id; delivered means the
+    /// stream acknowledged it ([`crate::Ack::Stored`]). Retries reuse the id,
+    /// so the stream's duplicate window makes them effectively-once.
+    JetStream {
+        /// How long to wait for the acks of one batch.
+        ack_timeout: Duration,
+        /// Most acks outstanding at once per batch window (kept below
+        /// async-nats' `max_ack_inflight` of 5000).
+        max_acks_in_flight: usize,
+    },
+}
+
+/// A secret string: never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself. Only for handing to the client library.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How to authenticate to the server.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Credentials {
+    /// No authentication (or credentials embedded in the URL).
+    #[default]
+    None,
+    /// A token.
+    Token(Secret),
+    /// User and password.
+    UserPassword {
+        /// User name.
+        user: String,
+        /// Password.
+        password: Secret,
+    },
+    /// A `.creds` file (JWT + NKey seed). The path is shown; its content never is.
+    CredsFile(PathBuf),
+}
+
+/// Which report fields are appended to the subject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SubjectSuffix {
+    /// Every report on the configured subject.
+    #[default]
+    None,
+    /// `<subject>.<severity>`, e.g. `tidings.reports.error`.
+    Severity,
+    /// `<subject>.<severity>.<kind>` with the kind made a valid token
+    /// (characters other than `A-Za-z0-9_-` become `_`).
+    SeverityAndKind,
+}
+
+/// Connection and publishing settings for a NATS sink.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NatsConfig {
+    /// Server URLs (`nats://host:port`, `tls://host:port` or `host:port`).
+    pub servers: Vec<String>,
+    /// The subject reports are published on (a literal: no wildcards).
+    pub subject: String,
+    /// What is appended to the subject per report.
+    pub subject_suffix: SubjectSuffix,
+    /// Core publish or JetStream.
+    pub delivery: Delivery,
+    /// Authentication.
+    pub credentials: Credentials,
+    /// With JetStream: create this stream (capturing `<subject>` and
+    /// `<subject>.>`) at connect if it does not exist.
+    pub ensure_stream: Option<String>,
+    /// Bound on establishing the first connection; the sink keeps trying in
+    /// the background after it (reports meanwhile are retried, then spilled).
+    pub connect_timeout: Duration,
+    /// A client-side cap on message size, below the server's `max_payload`
+    /// (which is used when smaller). Larger reports are truncated with a
+    /// marker, or spilled if they cannot be.
+    pub max_payload: Option<usize>,
+    /// The client name shown by the server.
+    pub client_name: String,
+}
+
+impl NatsConfig {
+    /// Core-publish settings for `url` and `subject`.
+    pub fn new(url: impl Into<String>, subject: impl Into<String>) -> Self {
+        NatsConfig {
+            servers: vec![url.into()],
+            subject: subject.into(),
+            subject_suffix: SubjectSuffix::None,
+            delivery: Delivery::Core,
+            credentials: Credentials::None,
+            ensure_stream: None,
+            connect_timeout: Duration::from_secs(2),
+            max_payload: None,
+            client_name: "tidings".to_owned(),
+        }
+    }
+
+    /// Switches to JetStream with default ack settings (5 s, 1024 in flight).
+    pub fn jetstream(mut self) -> Self {
+        self.delivery = Delivery::JetStream {
+            ack_timeout: Duration::from_secs(5),
+            max_acks_in_flight: 1024,
+        };
+        self
+    }
+
+    /// Creates the stream `name` at connect if missing (JetStream only).
+    pub fn ensure_stream(mut self, name: impl Into<String>) -> Self {
+        self.ensure_stream = Some(name.into());
+        self
+    }
+
+    /// Adds a server URL (cluster seeds).
+    pub fn server(mut self, url: impl Into<String>) -> Self {
+        self.servers.push(url.into());
+        self
+    }
+
+    /// Sets the credentials.
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// Sets what is appended to the subject per report.
+    pub fn subject_suffix(mut self, suffix: SubjectSuffix) -> Self {
+        self.subject_suffix = suffix;
+        self
+    }
+
+    /// Caps message size on the client side.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = Some(bytes);
+        self
+    }
+
+    /// True for JetStream delivery.
+    pub fn is_jetstream(&self) -> bool {
+        matches!(self.delivery, Delivery::JetStream { .. })
+    }
+
+    /// Checks every field; the error names the one at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.servers.is_empty() {
+            return Err(ConfigError::new("nats.url", "at least one server URL is required"));
+        }
+        for url in &self.servers {
+            validate_url(url)?;
+        }
+        validate_subject(&self.subject).map_err(|p| ConfigError::new("nats.subject", p))?;
+        if let Delivery::JetStream {
+            ack_timeout,
+            max_acks_in_flight,
+        } = self.delivery
+        {
+            if ack_timeout.is_zero() {
+                return Err(ConfigError::new("nats.ack_timeout", "must be greater than zero"));
+            }
+            if !(1..=4096).contains(&max_acks_in_flight) {
+                return Err(ConfigError::new(
+                    "nats.max_acks_in_flight",
+                    format!(
+                        "must be between 1 and 4096 (async-nats blocks above 5000), got {max_acks_in_flight}"
+                    ),
+                ));
+            }
+        }
+        if let Some(stream) = &self.ensure_stream {
+            if !self.is_jetstream() {
+                return Err(ConfigError::new(
+                    "nats.ensure_stream",
+                    "needs JetStream delivery",
+                ));
+            }
+            let bad = stream.is_empty()
+                || stream
+                    .chars()
+                    .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'));
+            if bad {
+                return Err(ConfigError::new(
+                    "nats.ensure_stream",
+                    format!("{stream:?} is not a valid stream name (no spaces, '.', '*', '>', '/', '\\\\')"),
+                ));
+            }
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(ConfigError::new("nats.connect_timeout", "must be greater than zero"));
+        }
+        if let Some(max) = self.max_payload {
+            if max < 512 {
+                return Err(ConfigError::new(
+                    "nats.max_payload",
+                    format!("{max} bytes is too small for a report (at least 512)"),
+                ));
+            }
+        }
+        if let Credentials::CredsFile(path) = &self.credentials {
+            if !path.is_file() {
+                return Err(ConfigError::new(
+                    "nats.credentials",
+                    format!("credentials file {} does not exist", path.display()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The subject for `report`, with the configured suffix.
+    pub fn subject_for<'a>(&'a self, report: &Report) -> Cow<'a, str> {
+        match self.subject_suffix {
+            SubjectSuffix::None => Cow::Borrowed(&self.subject),
+            SubjectSuffix::Severity => {
+                Cow::Owned(format!("{}.{}", self.subject, report.severity.as_str()))
+            }
+            SubjectSuffix::SeverityAndKind => Cow::Owned(format!(
+                "{}.{}.{}",
+                self.subject,
+                report.severity.as_str(),
+                subject_token(&report.kind)
+            )),
+        }
+    }
+
+    /// The effective message size limit given the server's `max_payload`.
+    pub fn payload_limit(&self, server_max_payload: usize) -> usize {
+        match self.max_payload {
+            Some(max) if server_max_payload > 0 => max.min(server_max_payload),
+            Some(max) => max,
+            None if server_max_payload > 0 => server_max_payload,
+            None => 1024 * 1024,
+        }
+    }
+
+    /// The server URLs with any password replaced by `***` (for logs).
+    pub fn redacted_servers(&self) -> Vec<String> {
+        self.servers.iter().map(|u| redact_url(u)).collect()
+    }
+}
+
+impl fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsConfig")
+            .field("servers", &self.redacted_servers())
+            .field("subject", &self.subject)
+            .field("subject_suffix", &self.subject_suffix)
+            .field("delivery", &self.delivery)
+            .field("credentials", &self.credentials)
+            .field("ensure_stream", &self.ensure_stream)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_payload", &self.max_payload)
+            .field("client_name", &self.client_name)
+            .finish()
+    }
+}
+
+/// Replaces the password (or lone token) in `url`'s user-info with `***`.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => (&url[..i + 3], &url[i + 3..]),
+        None => ("", url),
+    };
+    match rest.rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let shown = match userinfo.find(':') {
+                Some(colon) => format!("{}:***", &userinfo[..colon]),
+                None => "***".to_owned(),
+            };
+            format!("{scheme}{shown}{}", &rest[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+fn validate_url(url: &str) -> Result<(), ConfigError> {
+    let err = |problem: String| ConfigError::new("nats.url", problem);
+    let shown = redact_url(url);
+    let rest = match url.find("://") {
+        Some(i) => {
+            let scheme = &url[..i];
+            if !matches!(scheme, "nats" | "tls" | "ws" | "wss") {
+                return Err(err(format!(
+                    "{shown:?}: unsupported scheme {scheme:?} (use nats:// or tls://)"
+                )));
+            }
+            &url[i + 3..]
+        }
+        None => url,
+    };
+    let host_port = rest.rsplit('@').next().unwrap_or(rest);
+    let host_port = host_port.split('/').next().unwrap_or(host_port);
+    if host_port.is_empty() {
+        return Err(err(format!("{shown:?}: no host")));
+    }
+    if host_port.chars().any(|c| c.is_whitespace()) {
+        return Err(err(format!("{shown:?}: contains whitespace")));
+    }
+    // host, host:port, [v6]:port
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':')),
+            None => return Err(err(format!("{shown:?}: unclosed '[' in IPv6 address"))),
+        }
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(err(format!("{shown:?}: no host")));
+    }
+    if let Some(p) = port {
+        match p.parse::<u16>() {
+            Ok(0) | Err(_) => return Err(err(format!("{shown:?}: bad port {p:?}"))),
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks a literal NATS subject: dot-separated non-empty tokens, no
+/// whitespace, no wildcards (`*`, `>`).
+pub fn validate_subject(subject: &str) -> Result<(), String> {
+    if subject.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    for token in subject.split('.') {
+        if token.is_empty() {
+            return Err(format!("{subject:?} has an empty token (leading, trailing or double '.')"));
+        }
+        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("{subject:?} contains whitespace"));
+        }
+        if token == "*" || token == ">" || token.contains('*') || token.contains('>') {
+            return Err(format!("{subject:?} contains a wildcard; publish subjects must be literal"));
+        }
+    }
+    Ok(())
+}
+
+/// Makes `s` a valid subject token (`A-Za-z0-9_-` kept, the rest `_`).
+pub fn subject_token(s: &str) -> Cow<'_, str> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if !s.is_empty() && s.chars().all(ok) {
+        Cow::Borrowed(s)
+    } else if s.is_empty() {
+        Cow::Borrowed("_")
+    } else {
+        Cow::Owned(s.chars().map(|c| if ok(c) { c } else { '_' }).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        for good in [
+            "nats://127.0.0.1:4222",
+            "127.0.0.1:4222",
+            "nats://[::1]:4222",
+            "tls://user:pw@host:4443",
+            "localhost",
+        ] {
+            assert!(validate_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "http://127.0.0.1:4222",
+            "nats://",
+            "nats://host:0",
+            "nats://host:99999",
+            "nats://host:abc",
+            "nats://ho st:4222",
+            "nats://[::1:4222",
+        ] {
+            let e = validate_url(bad).unwrap_err();
+            assert_eq!(e.field(), "nats.url", "{bad}");
+        }
+    }
+
+    #[test]
+    fn subjects() {
+        assert!(validate_subject("tidings.reports").is_ok());
+        for bad in ["", ".a", "a.", "a..b", "a.*", "a.>", "a b", "a.b*"] {
+            assert!(validate_subject(bad).is_err(), "{bad}");
+        }
+        assert_eq!(subject_token("db failure.x"), "db_failure_x");
+    }
+
+    #[test]
+    fn secrets_never_show() {
+        let c = NatsConfig::new("nats://alice:hunter2@127.0.0.1:4222", "a.b").credentials(
+            Credentials::UserPassword {
+                user: "bob".into(),
+                password: Secret::new("sw0rdfish"),
+            },
+        );
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("sw0rdfish"), "{shown}");
+        assert!(shown.contains("alice:***"), "{shown}");
+        let t = format!("{:?}", Credentials::Token(Secret::new("tok3n")));
+        assert!(!t.contains("tok3n"));
+        assert_eq!(redact_url("nats://tok3n@h:1"), "nats://***@h:1");
+    }
+
+    #[test]
+    fn validation_names_fields() {
+        let base = NatsConfig::new("nats://127.0.0.1:4222", "a.b");
+        assert!(base.validate().is_ok());
+        let e = base.clone().ensure_stream("S").validate().unwrap_err();
+        assert_eq!(e.field(), "nats.ensure_stream");
+        let e = base.clone().jetstream().ensure_stream("a.b").validate().unwrap_err();
+        assert_eq!(e.field(), "nats.ensure_stream");
+        let e = base.clone().max_payload(10).validate().unwrap_err();
+        assert_eq!(e.field(), "nats.max_payload");
+        let mut z = base.clone();
+        z.servers.clear();
+        assert_eq!(z.validate().unwrap_err().field(), "nats.url");
+        let mut j = base.jetstream();
+        j.delivery = Delivery::JetStream {
+            ack_timeout: Duration::ZERO,
+            max_acks_in_flight: 10,
+        };
+        assert_eq!(j.validate().unwrap_err().field(), "nats.ack_timeout");
+    }
+}
