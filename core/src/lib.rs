@@ -132,7 +132,9 @@ pub use report::{
     Encoded, InvalidReportId, Report, ReportId, Severity, Source, Timestamp, TooLarge,
     SCHEMA_VERSION,
 };
-pub use reporter::{BuildError, Refused, RefusedReason, Reporter, ReporterBuilder};
+pub use reporter::{
+    BuildError, Refused, RefusedReason, Reporter, ReporterBuilder, DEFAULT_REPORTS_FILE,
+};
 pub use runtime::{BoxSleep, BoxTask, Runtime, SpawnError};
 pub use shared::Phase;
 pub use sink::{Ack, Batch, Sink, SinkError, SinkErrorKind, SinkFuture};

@@ -9,7 +9,11 @@ use futures::future::{self, Either};
 
 use crate::config::{Config, ConfigError, Late, Overflow, RetryPolicy};
 use crate::entry::{Entry, Receipt, SpillReason};
-use crate::fallback::{Fallback, Stderr};
+use crate::fallback::{Fallback, FallbackError, JsonLinesSink, Stderr};
+
+/// Where reports go when no sink is configured (relative to the current
+/// directory).
+pub const DEFAULT_REPORTS_FILE: &str = "tidings-reports.jsonl";
 use crate::report::Report;
 use crate::runtime::{Runtime, SpawnError};
 use crate::shared::{Phase, Shared};
@@ -113,6 +117,8 @@ pub enum BuildError {
     Config(ConfigError),
     /// The runtime would not run the worker.
     Spawn(SpawnError),
+    /// A file (the default reports file) could not be opened.
+    File(FallbackError),
 }
 
 impl fmt::Display for BuildError {
@@ -120,6 +126,7 @@ impl fmt::Display for BuildError {
         match self {
             BuildError::Config(e) => fmt::Display::fmt(e, f),
             BuildError::Spawn(e) => fmt::Display::fmt(e, f),
+            BuildError::File(e) => fmt::Display::fmt(e, f),
         }
     }
 }
@@ -129,6 +136,7 @@ impl std::error::Error for BuildError {
         match self {
             BuildError::Config(e) => Some(e),
             BuildError::Spawn(e) => Some(e),
+            BuildError::File(e) => Some(e),
         }
     }
 }
@@ -263,8 +271,8 @@ impl ReporterBuilder {
         self
     }
 
-    /// True when at least one sink was added (adapters add their default
-    /// sink otherwise).
+    /// True when at least one sink was added (otherwise the embedded
+    /// default, [`DEFAULT_REPORTS_FILE`], is used).
     pub fn has_sinks(&self) -> bool {
         !self.sinks.is_empty()
     }
@@ -284,9 +292,6 @@ impl ReporterBuilder {
     /// Checks the configuration without starting anything.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.config.validate()?;
-        if self.sinks.is_empty() {
-            return Err(ConfigError::new("sinks", "at least one sink is required"));
-        }
         let mut names: Vec<&str> = self.sinks.iter().map(|s| s.name()).collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
@@ -303,13 +308,21 @@ impl ReporterBuilder {
     }
 
     /// Validates the configuration and starts the worker on `runtime`.
+    ///
+    /// With no sink configured, reports go to the embedded default: a
+    /// [`JsonLinesSink`] appending to [`DEFAULT_REPORTS_FILE`] in the
+    /// current directory.
     pub fn build(self, runtime: impl Runtime) -> Result<Reporter, BuildError> {
         self.build_with(Arc::new(runtime))
     }
 
     /// [`ReporterBuilder::build`] with a shared runtime.
-    pub fn build_with(self, runtime: Arc<dyn Runtime>) -> Result<Reporter, BuildError> {
+    pub fn build_with(mut self, runtime: Arc<dyn Runtime>) -> Result<Reporter, BuildError> {
         self.validate()?;
+        if self.sinks.is_empty() {
+            let file = JsonLinesSink::open(DEFAULT_REPORTS_FILE).map_err(BuildError::File)?;
+            self.sinks.push(Box::new(file));
+        }
         let fallback = self.fallback.unwrap_or_else(|| Box::new(Stderr));
         let shared = Arc::new(Shared::new(self.config, self.sinks, fallback, runtime));
         let worker = crate::worker::run(shared.clone());
