@@ -183,7 +183,10 @@ impl NatsConfig {
     /// Checks every field; the error names the one at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.servers.is_empty() {
-            return Err(ConfigError::new("nats.url", "at least one server URL is required"));
+            return Err(ConfigError::new(
+                "nats.url",
+                "at least one server URL is required",
+            ));
         }
         for url in &self.servers {
             validate_url(url)?;
@@ -195,7 +198,10 @@ impl NatsConfig {
         } = self.delivery
         {
             if ack_timeout.is_zero() {
-                return Err(ConfigError::new("nats.ack_timeout", "must be greater than zero"));
+                return Err(ConfigError::new(
+                    "nats.ack_timeout",
+                    "must be greater than zero",
+                ));
             }
             if !(1..=4096).contains(&max_acks_in_flight) {
                 return Err(ConfigError::new(
@@ -225,7 +231,10 @@ impl NatsConfig {
             }
         }
         if self.connect_timeout.is_zero() {
-            return Err(ConfigError::new("nats.connect_timeout", "must be greater than zero"));
+            return Err(ConfigError::new(
+                "nats.connect_timeout",
+                "must be greater than zero",
+            ));
         }
         if let Some(max) = self.max_payload {
             if max < 512 {
@@ -368,13 +377,17 @@ pub fn validate_subject(subject: &str) -> Result<(), String> {
     }
     for token in subject.split('.') {
         if token.is_empty() {
-            return Err(format!("{subject:?} has an empty token (leading, trailing or double '.')"));
+            return Err(format!(
+                "{subject:?} has an empty token (leading, trailing or double '.')"
+            ));
         }
         if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!("{subject:?} contains whitespace"));
         }
         if token == "*" || token == ">" || token.contains('*') || token.contains('>') {
-            return Err(format!("{subject:?} contains a wildcard; publish subjects must be literal"));
+            return Err(format!(
+                "{subject:?} contains a wildcard; publish subjects must be literal"
+            ));
         }
     }
     Ok(())
@@ -454,7 +467,12 @@ mod tests {
         assert!(base.validate().is_ok());
         let e = base.clone().ensure_stream("S").validate().unwrap_err();
         assert_eq!(e.field(), "nats.ensure_stream");
-        let e = base.clone().jetstream().ensure_stream("a.b").validate().unwrap_err();
+        let e = base
+            .clone()
+            .jetstream()
+            .ensure_stream("a.b")
+            .validate()
+            .unwrap_err();
         assert_eq!(e.field(), "nats.ensure_stream");
         let e = base.clone().max_payload(10).validate().unwrap_err();
         assert_eq!(e.field(), "nats.max_payload");

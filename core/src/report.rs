@@ -127,7 +127,9 @@ impl From<SystemTime> for Timestamp {
     /// Truncates to whole microseconds.
     fn from(t: SystemTime) -> Self {
         let truncated = match t.duration_since(SystemTime::UNIX_EPOCH) {
-            Ok(d) => SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(d.as_micros() as u64),
+            Ok(d) => {
+                SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(d.as_micros() as u64)
+            }
             Err(_) => t,
         };
         Timestamp(truncated)
@@ -423,7 +425,11 @@ impl Report {
         if let Err(e) = serde_json::to_writer(&mut *buf, self) {
             // Defensive: keep the promise "never panics" even if that changes.
             buf.extend_from_slice(
-                format!(r#"{{"schema":1,"id":"{}","encode_error":"{}"}}"#, self.id, e).as_bytes(),
+                format!(
+                    r#"{{"schema":1,"id":"{}","encode_error":"{}"}}"#,
+                    self.id, e
+                )
+                .as_bytes(),
             );
         }
     }
@@ -490,7 +496,10 @@ impl Report {
         // Last step: cut the message to whatever room is left.
         let overshoot = buf.len() - max_bytes;
         let marker = "… [truncated]";
-        let keep = cut.message.len().saturating_sub(overshoot + marker.len() + 8);
+        let keep = cut
+            .message
+            .len()
+            .saturating_sub(overshoot + marker.len() + 8);
         truncate_str(&mut cut.message, keep);
         cut.message.push_str(marker);
         buf.clear();
@@ -598,8 +607,16 @@ mod tests {
     fn timestamps_keep_microseconds() {
         let r = Report::info("tick", "");
         let back = Report::from_json(&r.to_json()).unwrap();
-        let a = r.timestamp.0.duration_since(SystemTime::UNIX_EPOCH).unwrap();
-        let b = back.timestamp.0.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        let a = r
+            .timestamp
+            .0
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap();
+        let b = back
+            .timestamp
+            .0
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap();
         assert_eq!(a.as_micros(), b.as_micros());
     }
 

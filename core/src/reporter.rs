@@ -178,7 +178,11 @@ impl fmt::Debug for ReporterBuilder {
             .field("config", &self.config)
             .field(
                 "sinks",
-                &self.sinks.iter().map(|s| s.name().to_owned()).collect::<Vec<_>>(),
+                &self
+                    .sinks
+                    .iter()
+                    .map(|s| s.name().to_owned())
+                    .collect::<Vec<_>>(),
             )
             .field("fallback", &self.fallback.as_ref().map(|f| f.location()))
             .finish()
@@ -595,7 +599,8 @@ impl Reporter {
     /// dropping the last handle does; useful in `Drop` impls and on paths
     /// where waiting is not an option.
     pub fn close_now(&self) -> ShutdownSummary {
-        self.shared().finish(Ending::Teardown, SpillReason::Teardown)
+        self.shared()
+            .finish(Ending::Teardown, SpillReason::Teardown)
     }
 
     /// The shutdown summary, if the reporter is closed.

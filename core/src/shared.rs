@@ -160,7 +160,9 @@ impl Shared {
             return d.deadline;
         }
         let now = self.runtime.now();
-        let deadline = now.checked_add(within).unwrap_or_else(crate::runtime::far_future);
+        let deadline = now
+            .checked_add(within)
+            .unwrap_or_else(crate::runtime::far_future);
         *drain = Some(Drain {
             started: now,
             deadline,
@@ -277,8 +279,7 @@ impl Shared {
     /// claims are held only across synchronous code, so this is short.
     fn wait_for_claims(&self, bound: Duration) {
         let start = Instant::now();
-        while self.counters.producer.in_flight.load(Ordering::SeqCst) > 0
-            && start.elapsed() < bound
+        while self.counters.producer.in_flight.load(Ordering::SeqCst) > 0 && start.elapsed() < bound
         {
             std::thread::yield_now();
         }
@@ -319,9 +320,7 @@ impl Shared {
         reason: SpillReason,
         sinks_of: &dyn Fn(usize) -> Vec<SinkOutcome>,
     ) -> usize {
-        let claimed: Vec<usize> = (0..entries.len())
-            .filter(|&i| entries[i].claim())
-            .collect();
+        let claimed: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].claim()).collect();
         if claimed.is_empty() {
             return 0;
         }

@@ -4,8 +4,8 @@
 //! They are public because adapters, the conformance suite, benches and your
 //! own tests use them; they cost nothing unless used.
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
@@ -514,7 +514,9 @@ impl Runtime for ManualHandle {
             queued: AtomicBool::new(false),
             rt: Arc::downgrade(&self.inner),
         });
-        lock(&self.inner.state).live_tasks.push(Arc::downgrade(&task));
+        lock(&self.inner.state)
+            .live_tasks
+            .push(Arc::downgrade(&task));
         task.wake_by_ref();
         Ok(())
     }

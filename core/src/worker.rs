@@ -197,12 +197,9 @@ async fn deliver_batch(shared: Arc<Shared>, in_flight: InFlightBatch) {
     }
     if !failed.is_empty() {
         let only_skipped = failed.iter().all(|&i| {
-            per_sink.iter().all(|results| {
-                matches!(
-                    results[i],
-                    SinkResult::Delivered(_) | SinkResult::Skipped
-                )
-            })
+            per_sink
+                .iter()
+                .all(|results| matches!(results[i], SinkResult::Delivered(_) | SinkResult::Skipped))
         });
         let reason = if only_skipped {
             SpillReason::SinkDown
@@ -306,12 +303,23 @@ async fn deliver_to_sink(shared: &Shared, sink: &SinkState, batch: &Batch) -> Ve
 
 /// One attempt: the sink's future, bounded by `attempt_timeout`, with
 /// panics caught. Always returns exactly one result per report.
-async fn attempt_once(shared: &Shared, sink: &SinkState, batch: &Batch) -> Vec<Result<Ack, SinkError>> {
+async fn attempt_once(
+    shared: &Shared,
+    sink: &SinkState,
+    batch: &Batch,
+) -> Vec<Result<Ack, SinkError>> {
     let n = batch.len();
     let panicked = |shared: &Shared| {
         inc(&shared.counters.settled.sink_panics);
-        shared.log(format_args!("sink '{}' panicked; the batch will be retried or spilled", sink.name));
-        SinkError::new(SinkErrorKind::Panicked, format!("sink '{}' panicked", sink.name)).for_all(n)
+        shared.log(format_args!(
+            "sink '{}' panicked; the batch will be retried or spilled",
+            sink.name
+        ));
+        SinkError::new(
+            SinkErrorKind::Panicked,
+            format!("sink '{}' panicked", sink.name),
+        )
+        .for_all(n)
     };
     let send = match std::panic::catch_unwind(AssertUnwindSafe(|| sink.sink.send(batch))) {
         Ok(send) => send,
