@@ -45,8 +45,7 @@ use std::time::{Duration, Instant};
 
 use event_listener::{Event, Listener};
 use tidings_core::{
-    BoxSleep, BoxTask, BuildError, Reporter, ReporterBuilder, Runtime, ShutdownSummary,
-    SpawnError,
+    BoxSleep, BoxTask, BuildError, Reporter, ReporterBuilder, Runtime, ShutdownSummary, SpawnError,
 };
 
 // NATS sink re-export lands with tidings-nats-sync.
@@ -96,7 +95,13 @@ impl ThreadRuntime {
                 return self.live_threads() == 0;
             }
         }
-        let handles = std::mem::take(&mut *self.threads.handles.lock().unwrap_or_else(|p| p.into_inner()));
+        let handles = std::mem::take(
+            &mut *self
+                .threads
+                .handles
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
         for h in handles {
             // Every task has returned; the thread is exiting: join is short.
             let _ = h.join();
@@ -205,6 +210,13 @@ impl Guard {
     /// thread to end.
     pub fn shutdown_within(mut self, deadline: Duration) -> ShutdownSummary {
         self.finish(Some(deadline))
+    }
+
+    /// Gives up the guard without shutting down. The reporter then ends
+    /// when its last handle is dropped, spilling whatever is still queued or
+    /// in flight (no drain); or call `shutdown_blocking` on a handle.
+    pub fn detach(mut self) {
+        self.reporter.take();
     }
 
     fn finish(&mut self, deadline: Option<Duration>) -> ShutdownSummary {

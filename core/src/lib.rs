@@ -133,7 +133,7 @@ pub use report::{
     SCHEMA_VERSION,
 };
 pub use reporter::{
-    BuildError, Refused, RefusedReason, Reporter, ReporterBuilder, DEFAULT_REPORTS_FILE,
+    BuildError, Observer, Refused, RefusedReason, Reporter, ReporterBuilder, DEFAULT_REPORTS_FILE,
 };
 pub use runtime::{BoxSleep, BoxTask, Runtime, SpawnError};
 pub use shared::Phase;

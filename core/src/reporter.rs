@@ -67,7 +67,8 @@ pub enum RefusedReason {
 /// ([`Refused::into_report`]) and decides.
 pub struct Refused {
     reason: RefusedReason,
-    report: Report,
+    // Boxed: keeps `Result<Receipt, Refused>` small on the hot path.
+    report: Box<Report>,
 }
 
 impl Refused {
@@ -78,7 +79,7 @@ impl Refused {
 
     /// The report, back to the caller.
     pub fn into_report(self) -> Report {
-        self.report
+        *self.report
     }
 
     /// The report, borrowed.
@@ -156,20 +157,11 @@ impl From<SpawnError> for BuildError {
 /// Configures and starts a [`Reporter`]. Adapters wrap this with their
 /// runtime and sinks; use it directly to plug in a sink or runtime of your
 /// own.
+#[derive(Default)]
 pub struct ReporterBuilder {
     config: Config,
     sinks: Vec<Box<dyn Sink>>,
     fallback: Option<Box<dyn Fallback>>,
-}
-
-impl Default for ReporterBuilder {
-    fn default() -> Self {
-        ReporterBuilder {
-            config: Config::default(),
-            sinks: Vec::new(),
-            fallback: None,
-        }
-    }
 }
 
 impl fmt::Debug for ReporterBuilder {
@@ -514,7 +506,10 @@ impl Reporter {
 
     fn refuse(&self, report: Report, reason: RefusedReason) -> Result<Receipt, Refused> {
         inc(&self.shared().counters.producer.refused);
-        Err(Refused { reason, report })
+        Err(Refused {
+            reason,
+            report: Box::new(report),
+        })
     }
 
     /// A snapshot of the counters. At any quiescent moment
@@ -608,6 +603,15 @@ impl Reporter {
         self.shared().summary().cloned()
     }
 
+    /// A read-only view of this reporter's counters that does not count as
+    /// a handle: it does not keep the reporter open, so the last-handle
+    /// teardown still happens when every [`Reporter`] is dropped.
+    pub fn observer(&self) -> Observer {
+        Observer {
+            shared: self.handle.shared.clone(),
+        }
+    }
+
     fn summary_now(&self) -> ShutdownSummary {
         match self.shared().summary() {
             Some(s) => s.clone(),
@@ -621,6 +625,38 @@ impl fmt::Debug for Reporter {
         f.debug_struct("Reporter")
             .field("phase", &self.phase())
             .field("service", &self.shared().config.service)
+            .finish()
+    }
+}
+
+/// Reads a reporter's counters without keeping it open (see
+/// [`Reporter::observer`]).
+#[derive(Clone)]
+pub struct Observer {
+    shared: Arc<Shared>,
+}
+
+impl Observer {
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Where the reporter is in its life.
+    pub fn phase(&self) -> Phase {
+        self.shared.phase()
+    }
+
+    /// The shutdown summary, once closed.
+    pub fn summary(&self) -> Option<ShutdownSummary> {
+        self.shared.summary().cloned()
+    }
+}
+
+impl fmt::Debug for Observer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Observer")
+            .field("phase", &self.phase())
             .finish()
     }
 }

@@ -149,6 +149,36 @@ impl TestSinkHandle {
         }
     }
 
+    /// Completes once at least `n` attempts have started: the async form of
+    /// [`wait_started`](Self::wait_started), for runtimes that only make
+    /// progress while the test drives them (tokio current-thread).
+    pub async fn started_at_least(&self, n: u64) {
+        loop {
+            if self.started() >= n {
+                return;
+            }
+            let l = self.state.progress.listen();
+            if self.started() >= n {
+                return;
+            }
+            l.await;
+        }
+    }
+
+    /// Completes once at least `n` reports were delivered.
+    pub async fn delivered_at_least(&self, n: usize) {
+        loop {
+            if lock(&self.state.received).len() >= n {
+                return;
+            }
+            let l = self.state.progress.listen();
+            if lock(&self.state.received).len() >= n {
+                return;
+            }
+            l.await;
+        }
+    }
+
     /// Blocks until at least `n` reports were delivered, or `timeout`.
     pub fn wait_delivered(&self, n: usize, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;

@@ -7,3 +7,40 @@
 
 pub mod nats_probe;
 pub mod nats_server;
+
+pub mod adapters;
+pub mod harness;
+pub mod scenarios;
+
+/// Instantiates every scenario as a `#[test]` for one [`harness::Harness`].
+///
+/// ```ignore
+/// tidings_conformance::conformance_tests!(tidings_conformance::adapters::Blocking);
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($harness:ty) => {
+        $crate::conformance_tests!(@each $harness;
+            in_flight_is_tracked,
+            graceful_drain,
+            receipts_await_and_wait,
+            concurrent_reporters,
+            hung_sink_shutdown_on_time,
+            failing_then_recovering_sink,
+            reports_during_and_after_shutdown,
+            runtime_dropped_without_shutdown,
+            last_handle_dropped,
+            panicking_sink,
+            overflow_policies,
+            no_tasks_left,
+        );
+    };
+    (@each $harness:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::scenarios::$name::<$harness>();
+            }
+        )*
+    };
+}
