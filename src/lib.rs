@@ -1,1 +1,67 @@
-//! tidings facade (filled in below).
+//! # tidings
+//!
+//! Report errors and events from long-running programs to NATS, and never
+//! silently lose one.
+//!
+//! Programs that report errors by spawning a fire-and-forget task on
+//! whatever event loop is running lose those reports whenever the loop
+//! closes, leak tasks under load and hide failures. tidings tracks every
+//! report from `report()` to a final state — *delivered*, *spilled* to a
+//! local fallback, or (only if the fallback fails too) *lost*, counted and
+//! printed — and makes that checkable:
+//! `accepted == delivered + spilled + lost + in_flight`.
+//!
+//! This crate is the facade: the core ([`Reporter`], [`Report`],
+//! [`Receipt`], sinks, fallback, shutdown protocol) plus the adapter chosen
+//! by feature:
+//!
+//! | feature | module | runtime | NATS client |
+//! |---|---|---|---|
+//! | `blocking` (default) | [`blocking`] | a background thread | sync `nats`, on its own thread |
+//! | `tokio` | `tokio` | tokio (multi- or current-thread) | `async-nats` |
+//! | `smol` | `smol` | smol | sync `nats`, off the executor |
+//!
+//! ## Quick start (sync program)
+//!
+//! ```
+//! use std::time::Duration;
+//! use tidings::{JsonLinesFile, Report, Reporter};
+//!
+//! # let dir = tempfile::tempdir().unwrap();
+//! # std::env::set_current_dir(dir.path()).unwrap();
+//! let (reporter, guard) = tidings::blocking::start(
+//!     Reporter::builder()
+//!         .service("billing")
+//!         // No sink configured: reports go to ./tidings-reports.jsonl.
+//!         .fallback(JsonLinesFile::open("tidings-spill.jsonl").unwrap()),
+//! )
+//! .unwrap();
+//!
+//! let err = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "primary db unreachable");
+//! reporter.report(Report::from_error(&err).with_kind("database_failure")).unwrap();
+//!
+//! let summary = guard.shutdown(); // drain, spill what is left at the deadline, close
+//! assert_eq!(summary.stats.accepted, summary.stats.delivered + summary.stats.spilled);
+//! assert_eq!(summary.stats.lost, 0);
+//! ```
+//!
+//! See the [`tidings_core`] docs for the lifecycle (`Running → Draining →
+//! Closed`), close and drain semantics, and the guarantees.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub use tidings_core::*;
+
+/// The blocking-thread adapter: [`blocking::start`] runs the worker on a
+/// background thread; [`blocking::NatsSink`] publishes with the sync client.
+#[cfg(feature = "blocking")]
+pub use tidings_blocking as blocking;
+
+/// The tokio adapter.
+#[cfg(feature = "tokio")]
+pub use tidings_tokio as tokio;
+
+/// The smol adapter.
+#[cfg(feature = "smol")]
+pub use tidings_smol as smol;
