@@ -1,1 +1,224 @@
-//! (being written)
+//! # tidings-smol
+//!
+//! tidings on [smol]: the worker is a task on a smol executor; NATS is
+//! reached with the synchronous `nats` client on a thread of its own
+//! (async-nats needs tokio's reactor, so it cannot be used here), shared
+//! with the blocking adapter through `tidings-nats-sync`.
+//!
+//! | core trait method | here |
+//! |---|---|
+//! | [`Runtime::spawn`] | `smol::spawn(..).detach()`, or `Executor::spawn` on an executor you own |
+//! | [`Runtime::sleep_until`] | `async_io::Timer::at` (smol's timer; works under any executor) |
+//! | [`Runtime::now`] | `std::time::Instant::now` |
+//!
+//! tokio is not in this crate's dependency tree.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tidings_core::{JsonLinesSink, Report, Reporter};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! smol::block_on(async {
+//!     let (reporter, guard) = tidings_smol::start(
+//!         Reporter::builder().sink(JsonLinesSink::open(dir.path().join("r.jsonl")).unwrap()),
+//!     )
+//!     .unwrap();
+//!     let outcome = reporter.report(Report::error("db", "down")).unwrap().await;
+//!     assert!(outcome.is_delivered());
+//!     let summary = guard.shutdown().await;
+//!     assert!(summary.stats.is_balanced() && summary.stats.in_flight == 0);
+//! });
+//! ```
+//!
+//! [smol]: https://docs.rs/smol
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use smol::Executor;
+use tidings_core::{
+    BoxSleep, BoxTask, BuildError, Reporter, ReporterBuilder, Runtime, ShutdownSummary,
+    SpawnError,
+};
+
+// NATS sink re-export lands with tidings-nats-sync.
+
+/// A [`Runtime`] on smol.
+///
+/// With [`SmolRuntime::global`] tasks go to smol's global executor. With
+/// [`SmolRuntime::on`] they go to an executor you own and drive; the
+/// runtime holds it weakly, so dropping your executor drops the worker
+/// (tidings then spills what it held) instead of being kept alive by it.
+#[derive(Clone)]
+pub struct SmolRuntime {
+    executor: Option<Weak<Executor<'static>>>,
+    live: Arc<AtomicUsize>,
+}
+
+impl SmolRuntime {
+    /// Tasks on smol's global executor (`smol::spawn`).
+    pub fn global() -> Self {
+        SmolRuntime {
+            executor: None,
+            live: Arc::default(),
+        }
+    }
+
+    /// Tasks on `executor`, which the caller keeps alive and drives.
+    pub fn on(executor: &Arc<Executor<'static>>) -> Self {
+        SmolRuntime {
+            executor: Some(Arc::downgrade(executor)),
+            live: Arc::default(),
+        }
+    }
+
+    /// Tasks spawned through this runtime that have not finished.
+    pub fn live_tasks(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+}
+
+impl fmt::Debug for SmolRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmolRuntime")
+            .field("global", &self.executor.is_none())
+            .field("live_tasks", &self.live_tasks())
+            .finish()
+    }
+}
+
+/// Counts a task as live until it finishes or is dropped.
+struct Live(Arc<AtomicUsize>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Runtime for SmolRuntime {
+    fn spawn(&self, task: BoxTask) -> Result<(), SpawnError> {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        let live = Live(self.live.clone());
+        let task = async move {
+            let _live = live;
+            task.await;
+        };
+        match &self.executor {
+            None => smol::spawn(task).detach(),
+            Some(weak) => match weak.upgrade() {
+                Some(executor) => executor.spawn(task).detach(),
+                None => return Err(SpawnError::new("the smol executor was dropped")),
+            },
+        }
+        Ok(())
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxSleep {
+        Box::pin(async move {
+            async_io::Timer::at(deadline).await;
+        })
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// Starts a reporter whose worker is a task on smol's global executor.
+pub fn start(builder: ReporterBuilder) -> Result<(Reporter, Guard), BuildError> {
+    start_with(SmolRuntime::global(), builder)
+}
+
+/// Starts a reporter whose worker is a task on `executor` (kept alive and
+/// driven by the caller).
+pub fn start_on(
+    executor: &Arc<Executor<'static>>,
+    builder: ReporterBuilder,
+) -> Result<(Reporter, Guard), BuildError> {
+    start_with(SmolRuntime::on(executor), builder)
+}
+
+fn start_with(
+    runtime: SmolRuntime,
+    builder: ReporterBuilder,
+) -> Result<(Reporter, Guard), BuildError> {
+    let reporter = builder.build(runtime.clone())?;
+    Ok((
+        reporter.clone(),
+        Guard {
+            reporter: Some(reporter),
+            runtime,
+        },
+    ))
+}
+
+/// Shuts the reporter down: [`Guard::shutdown`] in async code; on drop, the
+/// blocking form with the configured deadline.
+///
+/// Dropping the guard blocks the dropping thread for at most the deadline
+/// plus a small grace. If that thread is the only one driving the executor
+/// the worker lives on, the worker cannot run meanwhile: nothing is lost
+/// (everything left is spilled at the deadline) but nothing more is
+/// delivered either — prefer `guard.shutdown().await` there.
+#[must_use = "dropping the guard shuts the reporter down at once; bind it: `let (reporter, _guard) = ...`"]
+pub struct Guard {
+    reporter: Option<Reporter>,
+    runtime: SmolRuntime,
+}
+
+impl Guard {
+    /// The reporter this guard shuts down.
+    pub fn reporter(&self) -> &Reporter {
+        self.reporter
+            .as_ref()
+            .expect("only shutdown and detach take the reporter, and they consume the guard")
+    }
+
+    /// The runtime (to observe the worker task).
+    pub fn runtime(&self) -> &SmolRuntime {
+        &self.runtime
+    }
+
+    /// Runs the shutdown protocol with the configured deadline.
+    pub async fn shutdown(mut self) -> ShutdownSummary {
+        let reporter = self.reporter.take().expect("shutdown consumes the guard");
+        reporter
+            .shutdown(reporter.default_shutdown_deadline())
+            .await
+    }
+
+    /// Runs the shutdown protocol with `deadline`.
+    pub async fn shutdown_within(mut self, deadline: Duration) -> ShutdownSummary {
+        let reporter = self.reporter.take().expect("shutdown consumes the guard");
+        reporter.shutdown(deadline).await
+    }
+
+    /// Gives up the guard without shutting down; the reporter then ends
+    /// when its last handle is dropped (spilling what is left).
+    pub fn detach(mut self) {
+        self.reporter.take();
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(reporter) = self.reporter.take() {
+            reporter.shutdown_blocking(reporter.default_shutdown_deadline());
+        }
+    }
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("reporter", &self.reporter)
+            .field("runtime", &self.runtime)
+            .finish()
+    }
+}

@@ -82,3 +82,117 @@ impl Drop for Blocking {
         }
     }
 }
+
+/// The smol adapter, on an executor owned by the harness and driven by one
+/// thread (so dropping it is a real runtime teardown).
+pub struct Smol {
+    executor: Option<std::sync::Arc<smol::Executor<'static>>>,
+    stop: Option<async_channel::Sender<()>>,
+    driver: Option<std::thread::JoinHandle<()>>,
+    guards: Mutex<Vec<tidings_smol::Guard>>,
+    runtimes: Mutex<Vec<tidings_smol::SmolRuntime>>,
+    tasks: Mutex<Vec<smol::Task<()>>>,
+}
+
+impl Smol {
+    fn executor(&self) -> &std::sync::Arc<smol::Executor<'static>> {
+        self.executor.as_ref().expect("executor lives until drop_runtime")
+    }
+
+    fn stop_driver(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send_blocking(());
+        }
+        if let Some(driver) = self.driver.take() {
+            let _ = driver.join();
+        }
+    }
+}
+
+impl Harness for Smol {
+    const NAME: &'static str = "smol";
+    const HAS_RUNTIME: bool = true;
+
+    fn new() -> Self {
+        let executor = std::sync::Arc::new(smol::Executor::new());
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        let ex = executor.clone();
+        let driver = std::thread::Builder::new()
+            .name("smol-harness".into())
+            .spawn(move || {
+                let _ = smol::block_on(ex.run(stopped.recv()));
+            })
+            .expect("smol driver thread");
+        Smol {
+            executor: Some(executor),
+            stop: Some(stop),
+            driver: Some(driver),
+            guards: Mutex::new(Vec::new()),
+            runtimes: Mutex::new(Vec::new()),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn start(&self, builder: ReporterBuilder) -> Reporter {
+        let (reporter, guard) =
+            tidings_smol::start_on(self.executor(), builder).expect("start smol reporter");
+        self.runtimes.lock().unwrap().push(guard.runtime().clone());
+        self.guards.lock().unwrap().push(guard);
+        reporter
+    }
+
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        smol::block_on(fut)
+    }
+
+    fn spawn(&self, task: Task) {
+        let task = self.executor().spawn(task);
+        self.tasks.lock().unwrap().push(task);
+    }
+
+    fn nats_sink(&self, config: NatsConfig) -> Result<Box<dyn Sink>, ConfigError> {
+        let _ = config;
+        Err(ConfigError::new("nats", "the sync NATS sink is not wired yet"))
+    }
+
+    fn detach_guards(&self) {
+        for g in self.guards.lock().unwrap().drain(..) {
+            g.detach();
+        }
+    }
+
+    fn drop_runtime(mut self) {
+        self.detach_guards();
+        self.stop_driver();
+        self.tasks.get_mut().unwrap().clear();
+        // The runtimes hold the executor weakly: this is the last strong
+        // reference, and dropping it drops every task on it.
+        drop(self.executor.take());
+    }
+
+    fn live_tasks(&self) -> usize {
+        let tasks = self
+            .tasks
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| !t.is_finished())
+            .count();
+        let workers: usize = self
+            .runtimes
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.live_tasks())
+            .sum();
+        tasks + workers
+    }
+}
+
+impl Drop for Smol {
+    fn drop(&mut self) {
+        // Guards shut down while the executor still runs their workers.
+        self.guards.get_mut().unwrap().clear();
+        self.stop_driver();
+    }
+}
