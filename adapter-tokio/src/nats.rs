@@ -1,0 +1,675 @@
+//! [`AsyncNatsSink`]: reports to NATS through async-nats, core publish or
+//! JetStream.
+//!
+//! The sink makes one honest attempt per batch; retry, backoff, marking the
+//! sink down and spilling are core's (see [`tidings_core::Sink`]). What the
+//! sink adds is knowing when async-nats would otherwise lie:
+//!
+//! * `publish` only queues, so a core report counts as delivered
+//!   ([`Ack::Sent`]) only after `flush` succeeded — on the *same* connection:
+//!   what sits in a connection's buffer when it breaks is dropped silently by
+//!   async-nats on reconnect, so a flush that completes on a newer connection
+//!   is reported as a failure (and retried) instead.
+//! * While not connected nothing is published (it would wait in async-nats'
+//!   queue, invisible to core): the attempt fails as unavailable at once.
+//! * JetStream reports carry `Nats-Msg-Id` = report id and count as delivered
+//!   only on the stream's acknowledgement ([`Ack::Stored`]); a retry after a
+//!   lost ack is deduplicated by the stream (`duplicate: true`). Acks are
+//!   awaited in windows of at most `max_acks_in_flight` (shared by concurrent
+//!   batches), far below async-nats' own limit of 5000 un-awaited acks.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::connection::State;
+use async_nats::jetstream::context::PublishErrorKind as JsPublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::{Client, ConnectOptions, Event, ServerAddr};
+use bytes::Bytes;
+use futures::future::{self, Either};
+use futures::stream::{FuturesUnordered, StreamExt};
+use tidings_core::nats::{Credentials, Delivery, NatsConfig};
+use tidings_core::{Ack, Batch, ConfigError, Report, Sink, SinkError, SinkFuture};
+use tokio::sync::watch;
+
+/// Room left for the `Nats-Msg-Id` header within the server's `max_payload`
+/// (async-nats counts headers against it; ours take about 65 bytes).
+const HEADER_ROOM: usize = 128;
+
+/// A NATS sink on async-nats: core publish ([`Ack::Sent`] after a flush) or
+/// JetStream ([`Ack::Stored`] on the stream's ack), per
+/// [`NatsConfig::delivery`].
+///
+/// Named `"nats"` (core) or `"jetstream"` for core's outcomes and stats;
+/// [`AsyncNatsSink::named`] changes it (two NATS sinks need two names).
+///
+/// Connecting never waits for the server: the connection is established in
+/// the background and re-established whenever it breaks, for as long as the
+/// sink lives; meanwhile every attempt fails as unavailable with the last
+/// connection error (a refused connection, an authorization violation),
+/// which core shows in [`SinkStats::last_error`](tidings_core::SinkStats).
+/// Needs a tokio runtime with I/O and timers.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use tidings_core::nats::NatsConfig;
+/// use tidings_core::Reporter;
+/// use tidings_tokio::AsyncNatsSink;
+///
+/// let config = NatsConfig::new("nats://127.0.0.1:4222", "app.reports")
+///     .jetstream()
+///     .ensure_stream("REPORTS");
+/// // Succeeds even while the server is down.
+/// let sink = AsyncNatsSink::connect(config).await?;
+/// let (reporter, guard) = tidings_tokio::start(Reporter::builder().sink(sink))?;
+/// # drop(reporter);
+/// guard.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct AsyncNatsSink {
+    name: String,
+    config: NatsConfig,
+    client: Client,
+    jetstream: Option<JetStream>,
+    link: Arc<Link>,
+}
+
+struct JetStream {
+    context: async_nats::jetstream::Context,
+    ack_timeout: Duration,
+    window: usize,
+    /// Acks outstanding across concurrent batches.
+    acks: tokio::sync::Semaphore,
+    stream: Option<EnsureStream>,
+}
+
+struct EnsureStream {
+    config: async_nats::jetstream::stream::Config,
+    ready: AtomicBool,
+    creating: tokio::sync::Mutex<()>,
+}
+
+/// What the connection's events told us.
+struct Link {
+    state: watch::Sender<LinkState>,
+    last_error: Mutex<Option<String>>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct LinkState {
+    /// Disconnections seen so far.
+    breaks: u64,
+    /// The connection was closed for good (drained or all clients gone).
+    closed: bool,
+}
+
+impl Link {
+    fn on_event(&self, event: Event) {
+        match event {
+            Event::Connected => *lock(&self.last_error) = None,
+            Event::Disconnected => self.state.send_modify(|s| s.breaks += 1),
+            Event::Closed => self.state.send_modify(|s| s.closed = true),
+            Event::ServerError(e) => *lock(&self.last_error) = Some(format!("server error: {e}")),
+            Event::ClientError(e) => *lock(&self.last_error) = Some(e.to_string()),
+            Event::LameDuckMode | Event::Draining | Event::SlowConsumer(_) => {}
+        }
+    }
+
+    fn last_error(&self) -> Option<String> {
+        lock(&self.last_error).clone()
+    }
+
+    /// Completes when the connection breaks or closes after `seen`.
+    async fn lost(&self, seen: LinkState) {
+        let mut rx = self.state.subscribe();
+        let _ = rx
+            .wait_for(|s| s.breaks != seen.breaks || (s.closed && !seen.closed))
+            .await;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `work` unless the connection breaks first (`None` then).
+async fn unless_lost<F: Future>(link: &Link, seen: LinkState, work: F) -> Option<F::Output> {
+    match future::select(pin!(work), pin!(link.lost(seen))).await {
+        Either::Left((out, _)) => Some(out),
+        Either::Right(_) => None,
+    }
+}
+
+impl AsyncNatsSink {
+    /// Validates `config` and starts connecting in the background.
+    ///
+    /// Does not wait for the server and does not fail when it is down: the
+    /// client keeps trying (each try bounded by
+    /// [`connect_timeout`](NatsConfig::connect_timeout)) for as long as the
+    /// sink lives. Fails only on invalid settings or an unreadable
+    /// credentials file, with an error naming the field; secrets never appear
+    /// in it. Must be awaited inside a tokio runtime (async-nats spawns its
+    /// connection task there).
+    pub async fn connect(config: NatsConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut servers = Vec::with_capacity(config.servers.len());
+        for (url, shown) in config.servers.iter().zip(config.redacted_servers()) {
+            let addr: ServerAddr = url.parse().map_err(|_| {
+                ConfigError::new(
+                    "nats.url",
+                    format!("{shown:?} is not a NATS server address"),
+                )
+            })?;
+            servers.push(addr);
+        }
+        let link = Arc::new(Link {
+            state: watch::Sender::new(LinkState::default()),
+            last_error: Mutex::new(None),
+        });
+        let events = link.clone();
+        let mut options = ConnectOptions::new()
+            .name(&config.client_name)
+            .connection_timeout(config.connect_timeout)
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .event_callback(move |event| {
+                events.on_event(event);
+                future::ready(())
+            });
+        options = match &config.credentials {
+            Credentials::None => options,
+            Credentials::Token(token) => options.token(token.expose().to_owned()),
+            Credentials::UserPassword { user, password } => {
+                options.user_and_password(user.clone(), password.expose().to_owned())
+            }
+            Credentials::CredsFile(path) => {
+                options.credentials_file(path).await.map_err(|e| {
+                    // The kind only: parse errors could quote the file.
+                    ConfigError::new(
+                        "nats.credentials",
+                        format!(
+                            "cannot use credentials file {}: {:?}",
+                            path.display(),
+                            e.kind()
+                        ),
+                    )
+                })?
+            }
+        };
+        let client = options
+            .connect(servers)
+            .await
+            .map_err(|e| ConfigError::new("nats.url", e.kind().to_string()))?;
+        let jetstream = match config.delivery {
+            Delivery::Core => None,
+            Delivery::JetStream {
+                ack_timeout,
+                max_acks_in_flight,
+            } => {
+                let context = async_nats::jetstream::ContextBuilder::new()
+                    // Bounds acks and JetStream API calls (stream creation).
+                    .timeout(ack_timeout)
+                    // How long async-nats keeps the permits of acks nobody
+                    // awaits any more (attempts abandoned by core).
+                    .ack_timeout(ack_timeout)
+                    // Never wait inside async-nats for permits: our windows
+                    // stay below its limit, and should abandoned acks use it
+                    // up, the attempt fails (and is retried) instead.
+                    .backpressure_on_inflight(false)
+                    .build(client.clone());
+                let stream = config.ensure_stream.as_ref().map(|name| EnsureStream {
+                    config: async_nats::jetstream::stream::Config {
+                        name: name.clone(),
+                        subjects: vec![config.subject.clone(), format!("{}.>", config.subject)],
+                        duplicate_window: Duration::from_secs(120),
+                        ..Default::default()
+                    },
+                    ready: AtomicBool::new(false),
+                    creating: tokio::sync::Mutex::new(()),
+                });
+                Some(JetStream {
+                    context,
+                    ack_timeout,
+                    window: max_acks_in_flight,
+                    acks: tokio::sync::Semaphore::new(max_acks_in_flight),
+                    stream,
+                })
+            }
+        };
+        Ok(AsyncNatsSink {
+            name: if jetstream.is_some() {
+                "jetstream"
+            } else {
+                "nats"
+            }
+            .to_owned(),
+            config,
+            client,
+            jetstream,
+            link,
+        })
+    }
+
+    /// Renames the sink (the name used in outcomes, stats and logs).
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &NatsConfig {
+        &self.config
+    }
+
+    /// True while the client is connected to a server.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+
+    /// The async-nats client (for observing it; publishing through it
+    /// bypasses tidings' accounting).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn connects(&self) -> u64 {
+        self.client
+            .statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Fails unless connected; returns the server's max payload.
+    fn ready(&self) -> Result<usize, SinkError> {
+        let why = if self.link.state.borrow().closed {
+            "the NATS connection is closed".to_owned()
+        } else if self.client.connection_state() != State::Connected {
+            let mut why = format!(
+                "not connected to {}",
+                self.config.redacted_servers().join(",")
+            );
+            if let Some(e) = self.link.last_error() {
+                why.push_str(": ");
+                why.push_str(&e);
+            }
+            why
+        } else {
+            match self.client.try_server_info() {
+                // The state flips to connected a moment before the server's
+                // INFO (and its max_payload) is recorded.
+                None => "connected, waiting for the server's INFO".to_owned(),
+                Some(info) => {
+                    let negotiated = self.client.max_payload();
+                    return Ok(match (info.max_payload, negotiated) {
+                        (0, n) | (n, 0) => n,
+                        (a, b) => a.min(b),
+                    });
+                }
+            }
+        };
+        Err(SinkError::unavailable(why))
+    }
+
+    async fn send_core(&self, batch: &Batch) -> Vec<Result<Ack, SinkError>> {
+        let n = batch.len();
+        let seen = *self.link.state.borrow();
+        let connects = self.connects();
+        let server_max = match self.ready() {
+            Ok(max) => max,
+            Err(e) => return e.for_all(n),
+        };
+        let limit = self.config.payload_limit(server_max);
+        let work = async {
+            let mut results: Vec<Option<Result<Ack, SinkError>>> = vec![None; n];
+            let mut published = 0usize;
+            for (i, report) in batch.iter().enumerate() {
+                let payload = match encode(report, limit) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        results[i] = Some(Err(e));
+                        continue;
+                    }
+                };
+                let subject = self.config.subject_for(report).into_owned();
+                match self.client.publish(subject, payload).await {
+                    Ok(()) => published += 1,
+                    Err(e) => results[i] = Some(Err(core_publish_error(e))),
+                }
+            }
+            let flushed = if published > 0 {
+                self.client.flush().await.map_err(|e| e.to_string())
+            } else {
+                Ok(())
+            };
+            (results, flushed)
+        };
+        let Some((results, flushed)) = unless_lost(&self.link, seen, work).await else {
+            return SinkError::unavailable("the NATS connection broke while sending").for_all(n);
+        };
+        let unflushed = match flushed {
+            Err(e) => Some(SinkError::unavailable(format!("flush failed: {e}"))),
+            // A flush observed on a newer connection says nothing about the
+            // buffer the old one dropped.
+            Ok(()) if self.connects() != connects => Some(SinkError::unavailable(
+                "the NATS connection was replaced while sending",
+            )),
+            Ok(()) => None,
+        };
+        results
+            .into_iter()
+            .map(|r| match r {
+                Some(failed) => failed,
+                None => match &unflushed {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(Ack::Sent),
+                },
+            })
+            .collect()
+    }
+
+    async fn send_jetstream(&self, js: &JetStream, batch: &Batch) -> Vec<Result<Ack, SinkError>> {
+        let n = batch.len();
+        let seen = *self.link.state.borrow();
+        let server_max = match self.ready() {
+            Ok(max) => max,
+            Err(e) => return e.for_all(n),
+        };
+        if let Some(stream) = &js.stream {
+            let ensured = unless_lost(&self.link, seen, self.ensure_stream(js, stream)).await;
+            match ensured {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return e.for_all(n),
+                None => {
+                    return SinkError::unavailable("the NATS connection broke").for_all(n);
+                }
+            }
+        }
+        let limit = match server_max {
+            0 => self.config.payload_limit(0),
+            max => self
+                .config
+                .payload_limit(max)
+                .min(max.saturating_sub(HEADER_ROOM)),
+        };
+        let lost =
+            SinkError::unavailable("the NATS connection broke before the stream acknowledged");
+        let mut results: Vec<Result<Ack, SinkError>> = vec![Err(lost); n];
+        let mut start = 0;
+        while start < n {
+            let end = (start + js.window).min(n);
+            let window = self.send_window(js, batch, start..end, limit, &mut results);
+            if unless_lost(&self.link, seen, window).await.is_none() {
+                // What was not acked keeps its "connection broke" error.
+                break;
+            }
+            start = end;
+        }
+        results
+    }
+
+    /// Publishes `range` of the batch and awaits the acks, each bounded by
+    /// the ack timeout.
+    async fn send_window(
+        &self,
+        js: &JetStream,
+        batch: &Batch,
+        range: std::ops::Range<usize>,
+        limit: usize,
+        results: &mut [Result<Ack, SinkError>],
+    ) {
+        let Ok(_permits) = js.acks.acquire_many(range.len() as u32).await else {
+            return; // never closed
+        };
+        let mut acks = FuturesUnordered::new();
+        for i in range {
+            let Some(report) = batch.get(i) else { break };
+            let payload = match encode(report, limit) {
+                Ok(p) => p,
+                Err(e) => {
+                    results[i] = Err(e);
+                    continue;
+                }
+            };
+            let message = PublishMessage::build()
+                .payload(payload)
+                .message_id(report.id.to_string());
+            let subject = self.config.subject_for(report).into_owned();
+            match js.context.send_publish(subject, message).await {
+                Ok(ack) => acks.push(async move { (i, ack.await) }),
+                Err(e) => results[i] = Err(self.jetstream_error(js, e)),
+            }
+        }
+        while let Some((i, ack)) = acks.next().await {
+            results[i] = match ack {
+                Ok(ack) => Ok(Ack::Stored {
+                    stream: ack.stream,
+                    sequence: ack.sequence,
+                    duplicate: ack.duplicate,
+                }),
+                Err(e) => Err(self.jetstream_error(js, e)),
+            };
+        }
+    }
+
+    async fn ensure_stream(&self, js: &JetStream, stream: &EnsureStream) -> Result<(), SinkError> {
+        if stream.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _one_at_a_time = stream.creating.lock().await;
+        if stream.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        js.context
+            .get_or_create_stream(stream.config.clone())
+            .await
+            .map_err(|e| {
+                SinkError::unavailable(format!(
+                    "could not find or create stream {}: {e}",
+                    stream.config.name
+                ))
+            })?;
+        stream.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn jetstream_error(
+        &self,
+        js: &JetStream,
+        e: async_nats::error::Error<JsPublishErrorKind>,
+    ) -> SinkError {
+        match e.kind() {
+            JsPublishErrorKind::TimedOut => {
+                SinkError::timeout(format!("no acknowledgement within {:?}", js.ack_timeout))
+            }
+            JsPublishErrorKind::StreamNotFound => match &js.stream {
+                // Deleted under us, or JetStream not ready yet: create it
+                // again on the next attempt.
+                Some(stream) => {
+                    stream.ready.store(false, Ordering::Release);
+                    SinkError::unavailable(format!(
+                        "no stream answered on {} (stream {} is recreated on the next attempt)",
+                        self.config.subject, stream.config.name
+                    ))
+                }
+                None => SinkError::rejected(format!(
+                    "no JetStream stream captures subject {}",
+                    self.config.subject
+                )),
+            },
+            JsPublishErrorKind::BrokenPipe | JsPublishErrorKind::MaxAckPending => {
+                SinkError::unavailable(e.to_string())
+            }
+            JsPublishErrorKind::MaxPayloadExceeded => SinkError::too_large(e.to_string()),
+            JsPublishErrorKind::WrongLastMessageId | JsPublishErrorKind::WrongLastSequence => {
+                SinkError::rejected(e.to_string())
+            }
+            _ => {
+                let api = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>());
+                match api {
+                    // 503: JetStream temporarily unavailable (leader
+                    // election, recovering after a restart).
+                    Some(api) if api.code() >= 500 => SinkError::unavailable(api.to_string()),
+                    // Permission denied, limits, bad request: retrying the
+                    // same message will not help.
+                    Some(api) if api.code() >= 400 => SinkError::rejected(api.to_string()),
+                    _ => SinkError::other(e.to_string()),
+                }
+            }
+        }
+    }
+}
+
+fn encode(report: &Report, limit: usize) -> Result<Bytes, SinkError> {
+    let mut buf = Vec::with_capacity(512);
+    report
+        .encode_within(limit, &mut buf)
+        .map_err(|e| SinkError::too_large(format!("report {}: {e}", report.id)))?;
+    Ok(Bytes::from(buf))
+}
+
+fn core_publish_error(e: async_nats::PublishError) -> SinkError {
+    use async_nats::client::PublishErrorKind;
+    match e.kind() {
+        PublishErrorKind::MaxPayloadExceeded => SinkError::too_large(e.to_string()),
+        PublishErrorKind::InvalidSubject => SinkError::rejected(e.to_string()),
+        PublishErrorKind::Send => SinkError::unavailable(format!("the NATS client is closed: {e}")),
+    }
+}
+
+impl Sink for AsyncNatsSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a, Vec<Result<Ack, SinkError>>> {
+        match &self.jetstream {
+            None => Box::pin(self.send_core(batch)),
+            Some(js) => Box::pin(self.send_jetstream(js, batch)),
+        }
+    }
+
+    /// Flushes the client's buffer to the socket. Fails at once when not
+    /// connected (nothing unsettled depends on it: core settled every report
+    /// before flushing).
+    fn flush(&self) -> SinkFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            self.ready()?;
+            let seen = *self.link.state.borrow();
+            match unless_lost(&self.link, seen, self.client.flush()).await {
+                Some(Ok(())) => Ok(()),
+                Some(Err(e)) => Err(SinkError::unavailable(format!("flush failed: {e}"))),
+                None => Err(SinkError::unavailable(
+                    "the NATS connection broke while flushing",
+                )),
+            }
+        })
+    }
+
+    /// Drains the client (flush, then close) and waits for async-nats'
+    /// `Closed` event. Core bounds the wait. When not connected the drain is
+    /// requested but not waited for: it completes if the client reconnects,
+    /// and the connection task ends with the runtime otherwise.
+    fn close(&self) -> SinkFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            let seen = *self.link.state.borrow();
+            if seen.closed {
+                return Ok(());
+            }
+            let connected = self.ready().is_ok();
+            self.client
+                .drain()
+                .await
+                .map_err(|e| SinkError::unavailable(format!("drain failed: {e}")))?;
+            if !connected {
+                return Err(SinkError::unavailable(
+                    "not connected; the connection closes once it reconnects",
+                ));
+            }
+            let mut rx = self.link.state.subscribe();
+            match rx
+                .wait_for(|s| s.closed || s.breaks != seen.breaks)
+                .await
+                .map(|s| s.closed)
+            {
+                Ok(true) => Ok(()),
+                _ => Err(SinkError::unavailable(
+                    "the NATS connection broke while draining",
+                )),
+            }
+        })
+    }
+}
+
+impl fmt::Debug for AsyncNatsSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // NatsConfig's Debug redacts URLs and credentials.
+        f.debug_struct("AsyncNatsSink")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("state", &self.client.connection_state())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidings_core::nats::Secret;
+
+    #[tokio::test]
+    async fn connect_does_not_wait_for_a_server_and_reports_unavailable() {
+        // Port 1 on loopback: nothing listens there.
+        let config = NatsConfig::new("nats://127.0.0.1:1", "tidings.test");
+        let sink = AsyncNatsSink::connect(config).await.unwrap();
+        assert_eq!(sink.name(), "nats");
+        assert!(!sink.is_connected());
+        let batch = Batch::from_reports(vec![Report::error("a", "b")]);
+        let results = sink.send(&batch).await;
+        let err = results[0].clone().unwrap_err();
+        assert_eq!(err.kind(), tidings_core::SinkErrorKind::Unavailable);
+        assert!(err.message().contains("not connected"), "{err}");
+        assert!(sink.flush().await.is_err());
+        assert!(sink.close().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn secrets_stay_out_of_debug_and_errors() {
+        let config = NatsConfig::new("nats://alice:hunter2@127.0.0.1:1", "tidings.test")
+            .jetstream()
+            .credentials(Credentials::Token(Secret::new("t0ken")));
+        let sink = AsyncNatsSink::connect(config).await.unwrap();
+        assert_eq!(sink.name(), "jetstream");
+        let shown = format!("{sink:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("t0ken"),
+            "{shown}"
+        );
+        let batch = Batch::from_reports(vec![Report::error("a", "b")]);
+        let err = sink.send(&batch).await[0].clone().unwrap_err();
+        let text = err.to_string();
+        assert!(
+            !text.contains("hunter2") && !text.contains("t0ken"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_settings_name_the_field() {
+        let e = AsyncNatsSink::connect(NatsConfig::new("http://x:1", "a.b"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.field(), "nats.url");
+        let e = AsyncNatsSink::connect(
+            NatsConfig::new("nats://127.0.0.1:1", "a.b")
+                .credentials(Credentials::CredsFile("/nonexistent/tidings.creds".into())),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.field(), "nats.credentials");
+    }
+}
