@@ -19,9 +19,7 @@ use event_listener::{Event, EventListener, Listener};
 
 use crate::report::{Report, ReportId};
 use crate::sink::{Ack, SinkError};
-use std::sync::Arc;
-
-use crate::sync::{lock, AtomicBool, AtomicU8, Mutex, Ordering};
+use crate::sync::{lock, Arc, AtomicBool, AtomicU8, Mutex, Ordering};
 
 const PENDING: u8 = 0;
 const CLAIMED: u8 = 1;
@@ -226,7 +224,7 @@ impl fmt::Display for SpillReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SinkOutcome {
     /// The sink's name.
-    pub sink: Arc<str>,
+    pub sink: std::sync::Arc<str>,
     /// What it did.
     pub result: SinkResult,
 }

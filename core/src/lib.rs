@@ -125,6 +125,9 @@ mod sync;
 pub mod testing;
 mod worker;
 
+#[cfg(all(test, loom))]
+mod loom_tests;
+
 pub use config::{ConfigError, Late, Overflow, RetryPolicy};
 pub use entry::{Outcome, Receipt, SinkOutcome, SinkResult, SpillReason, Status};
 pub use fallback::{Fallback, FallbackError, JsonLinesFile, JsonLinesSink, Stderr, STDERR_PREFIX};

@@ -1,7 +1,6 @@
 //! The [`Reporter`] handle and its builder.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use event_listener::Listener;
@@ -19,7 +18,7 @@ use crate::runtime::{Runtime, SpawnError};
 use crate::shared::{Phase, Shared};
 use crate::sink::Sink;
 use crate::stats::{inc, Ending, ShutdownSummary, Stats};
-use crate::sync::Ordering;
+use crate::sync::{Arc, Ordering};
 
 /// The handle programs report through. Cheap to clone, `Send + Sync`.
 ///
@@ -34,7 +33,7 @@ use crate::sync::Ordering;
 ///   start-up guards hold a handle and run the full protocol instead.
 #[derive(Clone)]
 pub struct Reporter {
-    handle: Arc<Handle>,
+    handle: std::sync::Arc<Handle>,
 }
 
 struct Handle {
@@ -309,11 +308,11 @@ impl ReporterBuilder {
     /// [`JsonLinesSink`] appending to [`DEFAULT_REPORTS_FILE`] in the
     /// current directory.
     pub fn build(self, runtime: impl Runtime) -> Result<Reporter, BuildError> {
-        self.build_with(Arc::new(runtime))
+        self.build_with(std::sync::Arc::new(runtime))
     }
 
     /// [`ReporterBuilder::build`] with a shared runtime.
-    pub fn build_with(mut self, runtime: Arc<dyn Runtime>) -> Result<Reporter, BuildError> {
+    pub fn build_with(mut self, runtime: std::sync::Arc<dyn Runtime>) -> Result<Reporter, BuildError> {
         self.validate()?;
         if self.sinks.is_empty() {
             let file = JsonLinesSink::open(DEFAULT_REPORTS_FILE).map_err(BuildError::File)?;
@@ -328,7 +327,7 @@ impl ReporterBuilder {
             return Err(e.into());
         }
         Ok(Reporter {
-            handle: Arc::new(Handle { shared }),
+            handle: std::sync::Arc::new(Handle { shared }),
         })
     }
 }
@@ -340,6 +339,11 @@ impl Reporter {
     }
 
     fn shared(&self) -> &Shared {
+        &self.handle.shared
+    }
+
+    #[cfg(all(test, loom))]
+    pub(crate) fn handle_shared(&self) -> &Arc<Shared> {
         &self.handle.shared
     }
 

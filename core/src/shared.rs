@@ -17,7 +17,7 @@
 //! Settling goes through [`Entry::claim`], so when two of these paths race,
 //! exactly one settles and counts the report.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
@@ -30,7 +30,7 @@ use crate::report::Report;
 use crate::runtime::Runtime;
 use crate::sink::{Batch, Sink};
 use crate::stats::{add, inc, Counters, Ending, ShutdownSummary, SinkStats, Stats};
-use crate::sync::{lock, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering};
+use crate::sync::{lock, Arc, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering};
 
 pub(crate) const RUNNING: u8 = 0;
 pub(crate) const DRAINING: u8 = 1;
@@ -69,7 +69,7 @@ pub(crate) struct Shared {
     next_batch: AtomicU64,
     pub(crate) sinks: Vec<SinkState>,
     fallback: Box<dyn Fallback>,
-    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) runtime: std::sync::Arc<dyn Runtime>,
     summary: OnceLock<ShutdownSummary>,
     closing: Mutex<()>,
     /// Why in-flight batches dropped from now on are being spilled.
@@ -93,7 +93,7 @@ impl Shared {
         config: Config,
         sinks: Vec<Box<dyn Sink>>,
         fallback: Box<dyn Fallback>,
-        runtime: Arc<dyn Runtime>,
+        runtime: std::sync::Arc<dyn Runtime>,
     ) -> Self {
         let (tx, rx) = async_channel::bounded(config.capacity);
         Shared {
@@ -184,21 +184,21 @@ impl Shared {
 
     /// Registers a batch the worker took off the queue. Returns `None` (and
     /// spills the batch) once finishing has begun.
-    pub(crate) fn register(self: &Arc<Self>, batch: Batch) -> Option<InFlightBatch> {
-        let id = self.next_batch.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn register(shared: &Arc<Shared>, batch: Batch) -> Option<InFlightBatch> {
+        let id = shared.next_batch.fetch_add(1, Ordering::Relaxed);
         {
-            let mut reg = lock(&self.registry);
+            let mut reg = lock(&shared.registry);
             if !reg.finishing {
                 reg.batches.push((id, batch.clone()));
                 return Some(InFlightBatch {
-                    shared: self.clone(),
+                    shared: shared.clone(),
                     id,
                     batch,
                 });
             }
         }
         let entries: Vec<&Entry> = batch.entries.iter().map(|e| &**e).collect();
-        self.spill(&entries, self.stop_reason(), &|_| Vec::new());
+        shared.spill(&entries, shared.stop_reason(), &|_| Vec::new());
         None
     }
 
@@ -279,9 +279,15 @@ impl Shared {
     /// claims are held only across synchronous code, so this is short.
     fn wait_for_claims(&self, bound: Duration) {
         let start = Instant::now();
-        while self.counters.producer.in_flight.load(Ordering::SeqCst) > 0 && start.elapsed() < bound
+        // Under loom, a bounded number of yields explores the interleavings;
+        // a time bound would make the model spin without end.
+        let mut spins = 0u32;
+        while self.counters.producer.in_flight.load(Ordering::SeqCst) > 0
+            && start.elapsed() < bound
+            && (cfg!(not(loom)) || spins < 8)
         {
-            std::thread::yield_now();
+            spins += 1;
+            crate::sync::yield_now();
         }
     }
 
@@ -429,7 +435,7 @@ impl Drop for InFlightBatch {
 
 pub(crate) struct SinkState {
     pub(crate) sink: Box<dyn Sink>,
-    pub(crate) name: Arc<str>,
+    pub(crate) name: std::sync::Arc<str>,
     health: Mutex<Health>,
     down: AtomicBool,
     pub(crate) delivered: AtomicU64,
@@ -455,7 +461,7 @@ pub(crate) enum Admit {
 impl SinkState {
     fn new(sink: Box<dyn Sink>) -> Self {
         SinkState {
-            name: Arc::from(sink.name()),
+            name: std::sync::Arc::from(sink.name()),
             sink,
             health: Mutex::new(Health {
                 failing_since: None,

@@ -14,7 +14,7 @@ use std::pin::Pin;
 
 use crate::entry::Entry;
 use crate::report::Report;
-use std::sync::Arc;
+use crate::sync::Arc;
 
 /// A boxed `Send` future borrowing from the sink, as returned by [`Sink`]
 /// methods.
@@ -98,13 +98,14 @@ impl<S: Sink + ?Sized> Sink for std::sync::Arc<S> {
 /// ```
 #[derive(Clone)]
 pub struct Batch {
-    pub(crate) entries: Arc<[Arc<Entry>]>,
+    // A sized Arc so loom can track it (see `sync`).
+    pub(crate) entries: Arc<Vec<Arc<Entry>>>,
 }
 
 impl Batch {
     pub(crate) fn new(entries: Vec<Arc<Entry>>) -> Self {
         Batch {
-            entries: entries.into(),
+            entries: Arc::new(entries),
         }
     }
 

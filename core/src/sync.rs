@@ -1,19 +1,29 @@
 //! Synchronisation primitives, switched to loom's model-checked versions under
 //! `cfg(loom)` so the lifecycle races can be explored exhaustively. `Arc` is
-//! always std's: it only shares data, it decides no race.
+//! loom's too for the types that hold these atomics (a std `Arc` dropping
+//! them on another thread looks like a race to loom, which cannot see std's
+//! fences); unsized `Arc`s (`Arc<str>`, `Arc<dyn Runtime>`) stay std's.
 //! (`RUSTFLAGS="--cfg loom" cargo test -p tidings-core --test loom --release`).
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
     atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering},
-    Mutex, MutexGuard,
+    Arc, Mutex, MutexGuard,
 };
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
     atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering},
-    Mutex, MutexGuard,
+    Arc, Mutex, MutexGuard,
 };
+
+/// Lets other threads run (loom's scheduler under `cfg(loom)`).
+pub(crate) fn yield_now() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+}
 
 /// Locks a mutex, ignoring poisoning: every critical section in this crate
 /// leaves its data consistent before anything that could panic, and a

@@ -17,7 +17,14 @@ use crate::fallback::{Fallback, FallbackError};
 use crate::report::{Report, ReportId};
 use crate::runtime::{BoxSleep, BoxTask, Runtime, SpawnError};
 use crate::sink::{Ack, Batch, Sink, SinkError, SinkErrorKind, SinkFuture};
-use crate::sync::{lock, AtomicBool, AtomicU64, Mutex, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+// Test doubles use std's primitives even under `cfg(loom)`: they are
+// scaffolding around the model, not part of it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 // ----- TestSink ---------------------------------------------------------------
 

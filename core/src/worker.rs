@@ -21,7 +21,6 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
-use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
@@ -31,6 +30,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 
 use crate::entry::{Entry, SinkOutcome, SinkResult, SpillReason};
+use crate::sync::Arc;
 use crate::runtime::BoxSleep;
 use crate::shared::{Admit, InFlightBatch, Phase, Shared, SinkState};
 use crate::sink::{Ack, Batch, SinkError, SinkErrorKind};
@@ -157,7 +157,7 @@ fn start_batch(shared: &Arc<Shared>, first: Arc<Entry>) -> Option<BatchTask> {
         }
     }
     shared.space.notify(entries.len());
-    let in_flight = shared.register(Batch::new(entries))?;
+    let in_flight = Shared::register(shared, Batch::new(entries))?;
     Some(Box::pin(deliver_batch(shared.clone(), in_flight)))
 }
 
