@@ -1,0 +1,709 @@
+//! The sink's I/O thread: every blocking client call happens here.
+//!
+//! The thread owns the connection ([`Link`]) and takes messages from one
+//! channel: jobs from the async side ([`Msg::Send`], [`Msg::Close`]),
+//! results of connect attempts (made on short-lived threads of their own, so
+//! a slow TCP connect never stalls a job), and the client's word that a
+//! connection died. Jobs run one at a time; each answers on its own reply
+//! channel and gives up early when that channel's receiver is gone (the
+//! worker dropped the send future).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tidings_core::nats::{Delivery, NatsConfig};
+use tidings_core::{Ack, Batch, SinkError};
+
+use crate::ack;
+use crate::client::{self, Hooks, Link, LinkState, NextReply, HEADER_OVERHEAD, MAX_SUBJECT_LEN};
+use crate::redact::Redactor;
+use crate::FLUSH_TIMEOUT;
+
+/// How often waits for replies look up from the inbox (connection lost?
+/// job abandoned?).
+const POLL_SLICE: Duration = Duration::from_millis(20);
+/// Reconnect backoff: doubles from the first to the last, then jitter.
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How often a missing JetStream stream is asked for again.
+const ENSURE_EVERY: Duration = Duration::from_secs(5);
+/// Server errors kept for attributing them to a batch.
+const ERRORS_KEPT: usize = 32;
+
+pub(crate) type Results = Vec<Result<Ack, SinkError>>;
+
+/// What the I/O thread is asked to do or told.
+pub(crate) enum Msg {
+    Send(SendJob),
+    /// Close the connection, answer, and end the thread.
+    Close(async_channel::Sender<()>),
+    /// The sink was dropped: close and end the thread, nobody waits.
+    Shutdown,
+    /// A connect attempt finished.
+    Connected {
+        attempt: u64,
+        result: Result<(Link, Option<String>), String>,
+    },
+    /// The client behind attempt `attempt` ended its threads.
+    LinkDead {
+        attempt: u64,
+    },
+}
+
+pub(crate) struct SendJob {
+    pub(crate) batch: Batch,
+    pub(crate) reply: async_channel::Sender<Results>,
+}
+
+/// State the async side reads too.
+#[derive(Default)]
+pub(crate) struct Shared {
+    current: Mutex<Option<Arc<LinkState>>>,
+    errors: Mutex<ErrorLog>,
+}
+
+#[derive(Default)]
+struct ErrorLog {
+    /// Number of errors ever recorded.
+    count: u64,
+    recent: VecDeque<String>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn is_connected(&self) -> bool {
+        lock(&self.current).as_ref().is_some_and(|s| s.is_up())
+    }
+
+    fn set_current(&self, state: Option<Arc<LinkState>>) {
+        *lock(&self.current) = state;
+    }
+
+    fn record_error(&self, text: String) {
+        let mut log = lock(&self.errors);
+        log.count += 1;
+        if log.recent.len() == ERRORS_KEPT {
+            log.recent.pop_front();
+        }
+        log.recent.push_back(text);
+    }
+
+    fn last_error(&self) -> Option<String> {
+        lock(&self.errors).recent.back().cloned()
+    }
+
+    fn error_mark(&self) -> u64 {
+        lock(&self.errors).count
+    }
+
+    /// Errors recorded after `mark` (as many as are still kept).
+    fn errors_since(&self, mark: u64) -> Vec<String> {
+        let log = lock(&self.errors);
+        let new = (log.count - mark).min(log.recent.len() as u64) as usize;
+        log.recent
+            .iter()
+            .skip(log.recent.len() - new)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Why a wait for replies stopped before every reply was in.
+enum Stop {
+    TimedOut,
+    Disconnected,
+    /// The caller dropped the send future: nobody wants the answer.
+    Abandoned,
+}
+
+pub(crate) struct Io {
+    config: Arc<NatsConfig>,
+    shared: Arc<Shared>,
+    redactor: Redactor,
+    tx: mpsc::Sender<Msg>,
+    link: Option<Live>,
+    /// The attempt in flight, if any.
+    connecting: Option<u64>,
+    attempts: u64,
+    failures: u32,
+    next_attempt: Instant,
+    /// Sends arriving before the first attempt concluded wait for it, up to
+    /// `connect_timeout` after the sink was created.
+    first_attempt_done: bool,
+    first_deadline: Instant,
+    parked: Vec<SendJob>,
+    /// Reply tokens: `<inbox>.<token>`, unique for the thread's life, so a
+    /// late ack from an abandoned batch is recognised and ignored.
+    token: u64,
+    buf: Vec<u8>,
+}
+
+struct Live {
+    attempt: u64,
+    link: Link,
+    stream_ready: bool,
+    last_ensure: Instant,
+}
+
+impl Io {
+    pub(crate) fn new(
+        config: Arc<NatsConfig>,
+        shared: Arc<Shared>,
+        redactor: Redactor,
+        tx: mpsc::Sender<Msg>,
+    ) -> Io {
+        let now = Instant::now();
+        Io {
+            first_deadline: now + config.connect_timeout,
+            config,
+            shared,
+            redactor,
+            tx,
+            link: None,
+            connecting: None,
+            attempts: 0,
+            failures: 0,
+            next_attempt: now,
+            first_attempt_done: false,
+            parked: Vec::new(),
+            token: 0,
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    /// The thread's body: returns after [`Msg::Close`] or [`Msg::Shutdown`].
+    pub(crate) fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        loop {
+            let now = Instant::now();
+            if self.link.is_none() && self.connecting.is_none() && now >= self.next_attempt {
+                self.start_attempt();
+            }
+            if !self.parked.is_empty() && (self.first_attempt_done || now >= self.first_deadline) {
+                self.run_parked();
+            }
+            let msg = match self.wake_at() {
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(now)) {
+                    Ok(msg) => msg,
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => break,
+                },
+            };
+            match msg {
+                Msg::Send(job) => {
+                    if !self.first_attempt_done && Instant::now() < self.first_deadline {
+                        self.parked.push(job);
+                    } else {
+                        self.run_job(job);
+                    }
+                }
+                Msg::Connected { attempt, result } => self.connected(attempt, result),
+                Msg::LinkDead { attempt } => {
+                    if self.link.as_ref().is_some_and(|l| l.attempt == attempt) {
+                        self.drop_link();
+                        // The client already tried every server once.
+                        self.next_attempt = Instant::now() + BACKOFF_FIRST;
+                    }
+                }
+                Msg::Close(reply) => {
+                    self.close();
+                    let _ = reply.try_send(());
+                    return;
+                }
+                Msg::Shutdown => break,
+            }
+        }
+        self.close();
+    }
+
+    fn wake_at(&self) -> Option<Instant> {
+        let reconnect =
+            (self.link.is_none() && self.connecting.is_none()).then_some(self.next_attempt);
+        let first = (!self.parked.is_empty()).then_some(self.first_deadline);
+        match (reconnect, first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Starts a connect attempt on a thread of its own.
+    fn start_attempt(&mut self) {
+        self.attempts += 1;
+        let attempt = self.attempts;
+        self.connecting = Some(attempt);
+        let config = self.config.clone();
+        let shared = self.shared.clone();
+        let redactor = self.redactor.clone();
+        let tx = self.tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("tidings-nats-connect".into())
+            .spawn(move || {
+                let hooks = Hooks {
+                    on_error: Box::new({
+                        let shared = shared.clone();
+                        let redactor = redactor.clone();
+                        move |e| shared.record_error(redactor.clean(&format!("server error: {e}")))
+                    }),
+                    on_disconnect: Box::new({
+                        let shared = shared.clone();
+                        move || shared.record_error("connection to the server lost".to_owned())
+                    }),
+                    on_dead: Box::new({
+                        let tx = tx.clone();
+                        move || {
+                            let _ = tx.send(Msg::LinkDead { attempt });
+                        }
+                    }),
+                };
+                let result = client::connect(&config, &redactor, hooks).map(|link| {
+                    let ensured = match &config.ensure_stream {
+                        Some(name) => link.ensure_stream(name, &config.subject).err(),
+                        None => None,
+                    };
+                    (link, ensured.map(|e| redactor.clean(&e)))
+                });
+                if let Err(mpsc::SendError(Msg::Connected {
+                    result: Ok((link, _)),
+                    ..
+                })) = tx.send(Msg::Connected { attempt, result })
+                {
+                    // The sink is gone: close what nobody will use.
+                    link.close();
+                }
+            });
+        if let Err(e) = spawned {
+            self.connecting = None;
+            self.attempt_failed(format!("could not start a connect thread: {e}"));
+        }
+    }
+
+    fn connected(&mut self, attempt: u64, result: Result<(Link, Option<String>), String>) {
+        if self.connecting != Some(attempt) {
+            // Not the attempt we wait for (cannot happen: one at a time).
+            if let Ok((link, _)) = result {
+                link.close();
+            }
+            return;
+        }
+        self.connecting = None;
+        self.first_attempt_done = true;
+        match result {
+            Ok((link, ensure_error)) => {
+                self.failures = 0;
+                if let Some(e) = &ensure_error {
+                    self.shared.record_error(e.clone());
+                }
+                self.shared.set_current(Some(link.state()));
+                self.link = Some(Live {
+                    attempt,
+                    link,
+                    stream_ready: ensure_error.is_none(),
+                    last_ensure: Instant::now(),
+                });
+            }
+            Err(e) => self.attempt_failed(e),
+        }
+    }
+
+    fn attempt_failed(&mut self, error: String) {
+        self.shared.record_error(error);
+        self.failures = self.failures.saturating_add(1);
+        let exp = BACKOFF_FIRST.saturating_mul(1 << (self.failures - 1).min(10));
+        let backoff = exp.min(BACKOFF_MAX).mul_f64(0.5 + fastrand::f64() / 2.0);
+        self.next_attempt = Instant::now() + backoff;
+    }
+
+    fn drop_link(&mut self) {
+        self.shared.set_current(None);
+        if let Some(live) = self.link.take() {
+            live.link.close();
+        }
+    }
+
+    fn close(&mut self) {
+        for job in std::mem::take(&mut self.parked) {
+            let n = job.batch.len();
+            let _ = job
+                .reply
+                .try_send(SinkError::unavailable("the sink is closing").for_all(n));
+        }
+        self.drop_link();
+    }
+
+    fn run_parked(&mut self) {
+        for job in std::mem::take(&mut self.parked) {
+            self.run_job(job);
+        }
+    }
+
+    fn run_job(&mut self, job: SendJob) {
+        if job.reply.is_closed() {
+            return; // abandoned while queued
+        }
+        let Some(mut live) = self.link.take() else {
+            let n = job.batch.len();
+            let _ = job.reply.try_send(self.not_connected().for_all(n));
+            return;
+        };
+        let results = if !live.link.is_connected() {
+            Some(self.not_connected().for_all(job.batch.len()))
+        } else {
+            match self.config.delivery.clone() {
+                Delivery::Core => self.send_core(&live.link, &job),
+                Delivery::JetStream {
+                    ack_timeout,
+                    max_acks_in_flight,
+                } => self.send_jetstream(&mut live, &job, ack_timeout, max_acks_in_flight),
+            }
+        };
+        self.link = Some(live);
+        if let Some(results) = results {
+            let _ = job.reply.try_send(results);
+        }
+    }
+
+    fn not_connected(&self) -> SinkError {
+        let servers = self.config.redacted_servers().join(", ");
+        SinkError::unavailable(match self.shared.last_error() {
+            Some(e) => format!("not connected to {servers}: {e}"),
+            None => format!("not connected to {servers} (connecting)"),
+        })
+    }
+
+    /// Encodes `report` for `limit` bytes into `self.buf`, or says why not.
+    fn encode(
+        &mut self,
+        report: &tidings_core::Report,
+        subject: &str,
+        limit: usize,
+    ) -> Result<(), SinkError> {
+        if subject.len() > MAX_SUBJECT_LEN {
+            return Err(SinkError::too_large(format!(
+                "subject of {} bytes is longer than {MAX_SUBJECT_LEN} (the report's kind is too long)",
+                subject.len()
+            )));
+        }
+        report
+            .encode_within(limit, &mut self.buf)
+            .map(|_| ())
+            .map_err(|e| SinkError::too_large(e.to_string()))
+    }
+
+    fn next_token(&mut self) -> u64 {
+        self.token += 1;
+        self.token
+    }
+
+    /// Core publish: publish each report, then a marker to our own inbox;
+    /// its echo proves the server processed the batch. `None` when the job
+    /// was abandoned.
+    fn send_core(&mut self, link: &Link, job: &SendJob) -> Option<Results> {
+        let batch = &job.batch;
+        let config = self.config.clone();
+        let limit = config.payload_limit(link.max_payload());
+        let mark = self.shared.error_mark();
+        let mut results: Vec<Option<Result<Ack, SinkError>>> = vec![None; batch.len()];
+        let mut published = Vec::with_capacity(batch.len());
+        let mut broken: Option<SinkError> = None;
+        for (i, report) in batch.iter().enumerate() {
+            if broken.is_none() && !link.is_connected() {
+                broken = Some(self.not_connected());
+            }
+            if let Some(e) = &broken {
+                results[i] = Some(Err(e.clone()));
+                continue;
+            }
+            let subject = config.subject_for(report);
+            if let Err(e) = self.encode(report, &subject, limit) {
+                results[i] = Some(Err(e));
+                continue;
+            }
+            match link.publish(&subject, &self.buf) {
+                Ok(()) => published.push((i, subject.into_owned())),
+                Err(e) => {
+                    let e = SinkError::unavailable(
+                        self.redactor.clean(&format!("publish failed: {e}")),
+                    );
+                    results[i] = Some(Err(e.clone()));
+                    broken = Some(e);
+                }
+            }
+        }
+        if !published.is_empty() {
+            let token = self.next_token();
+            let outcome = match link.publish_marker(token) {
+                Ok(()) => {
+                    let deadline = Instant::now() + FLUSH_TIMEOUT;
+                    let mut confirmed = false;
+                    let stop = self.wait_replies(link, job, deadline, |reply| {
+                        if reply.token == Some(token) {
+                            confirmed = true;
+                        }
+                        confirmed
+                    });
+                    if confirmed {
+                        Ok(())
+                    } else {
+                        Err(stop)
+                    }
+                }
+                Err(_) => Err(Stop::Disconnected),
+            };
+            let failure = match outcome {
+                Ok(()) => None,
+                Err(Stop::Abandoned) => return None,
+                Err(Stop::TimedOut) => Some(SinkError::timeout(format!(
+                    "the server did not confirm the batch within {FLUSH_TIMEOUT:?}"
+                ))),
+                Err(Stop::Disconnected) => Some(self.not_connected()),
+            };
+            let refused = publish_refusals(&self.shared.errors_since(mark));
+            for (i, subject) in published {
+                results[i] = Some(if let Some(e) = refusal_for(&refused, &subject) {
+                    Err(e)
+                } else if let Some(e) = &failure {
+                    Err(e.clone())
+                } else {
+                    Ok(Ack::Sent)
+                });
+            }
+        }
+        Some(finish(results))
+    }
+
+    /// JetStream publish with pipelined acks: at most `window` outstanding,
+    /// all of the batch's acks awaited until `ack_timeout` after the start.
+    fn send_jetstream(
+        &mut self,
+        live: &mut Live,
+        job: &SendJob,
+        ack_timeout: Duration,
+        window: usize,
+    ) -> Option<Results> {
+        if !live.stream_ready && live.last_ensure.elapsed() >= ENSURE_EVERY {
+            if let Some(name) = &self.config.ensure_stream {
+                live.last_ensure = Instant::now();
+                match live.link.ensure_stream(name, &self.config.subject) {
+                    Ok(()) => live.stream_ready = true,
+                    Err(e) => self.shared.record_error(self.redactor.clean(&e)),
+                }
+            } else {
+                live.stream_ready = true;
+            }
+        }
+        let link = &live.link;
+        let batch = &job.batch;
+        let limit = self
+            .config
+            .payload_limit(link.max_payload())
+            .saturating_sub(HEADER_OVERHEAD);
+        let deadline = Instant::now() + ack_timeout;
+        let mark = self.shared.error_mark();
+        let mut results: Vec<Option<Result<Ack, SinkError>>> = vec![None; batch.len()];
+        let mut subjects: Vec<String> = Vec::with_capacity(batch.len());
+        // token -> report index
+        let mut outstanding: HashMap<u64, usize> = HashMap::with_capacity(window.min(batch.len()));
+        let mut stop: Option<Stop> = None;
+        let mut broken: Option<SinkError> = None;
+
+        for (i, report) in batch.iter().enumerate() {
+            let subject = self.config.subject_for(report).into_owned();
+            while stop.is_none() && outstanding.len() >= window {
+                stop = self.collect_acks(
+                    link,
+                    job,
+                    deadline,
+                    &mut outstanding,
+                    &mut results,
+                    &subjects,
+                    true,
+                );
+            }
+            if broken.is_none() && stop.is_none() && !link.is_connected() {
+                stop = Some(Stop::Disconnected);
+            }
+            subjects.push(subject);
+            if stop.is_some() || broken.is_some() {
+                continue; // failed below, with the outstanding ones
+            }
+            let subject = &subjects[i];
+            if let Err(e) = self.encode(report, subject, limit) {
+                results[i] = Some(Err(e));
+                continue;
+            }
+            let token = self.next_token();
+            match link.publish_for_ack(subject, token, &report.id.to_string(), &self.buf) {
+                Ok(()) => {
+                    outstanding.insert(token, i);
+                }
+                Err(e) => {
+                    broken = Some(SinkError::unavailable(
+                        self.redactor.clean(&format!("publish failed: {e}")),
+                    ));
+                }
+            }
+        }
+        if stop.is_none() && !outstanding.is_empty() {
+            stop = self.collect_acks(
+                link,
+                job,
+                deadline,
+                &mut outstanding,
+                &mut results,
+                &subjects,
+                false,
+            );
+        }
+        let failure = match stop {
+            None => None,
+            Some(Stop::Abandoned) => return None,
+            Some(Stop::TimedOut) => Some(SinkError::timeout(format!(
+                "no JetStream ack within {ack_timeout:?}"
+            ))),
+            Some(Stop::Disconnected) => Some(self.not_connected()),
+        };
+        let failure = failure.or(broken);
+        let refused = publish_refusals(&self.shared.errors_since(mark));
+        for (i, slot) in results.iter_mut().enumerate() {
+            if slot.is_some() {
+                continue;
+            }
+            *slot = Some(Err(if let Some(e) = refusal_for(&refused, &subjects[i]) {
+                e
+            } else if let Some(e) = &failure {
+                e.clone()
+            } else {
+                SinkError::other("not attempted")
+            }));
+        }
+        Some(finish(results))
+    }
+
+    /// Takes acks off the inbox into `results` until none is outstanding
+    /// (or, with `one_slot`, until one slot in the window is free). `None`
+    /// when done, else why it stopped.
+    #[allow(clippy::too_many_arguments)]
+    fn collect_acks(
+        &self,
+        link: &Link,
+        job: &SendJob,
+        deadline: Instant,
+        outstanding: &mut HashMap<u64, usize>,
+        results: &mut [Option<Result<Ack, SinkError>>],
+        subjects: &[String],
+        one_slot: bool,
+    ) -> Option<Stop> {
+        let before = outstanding.len();
+        let stop = self.wait_replies(link, job, deadline, |reply| {
+            // Unknown tokens are acks of an earlier, abandoned attempt.
+            if let Some(i) = reply.token.and_then(|t| outstanding.remove(&t)) {
+                results[i] = Some(ack::parse(&subjects[i], reply.no_responders, &reply.data));
+            }
+            outstanding.is_empty() || (one_slot && outstanding.len() < before)
+        });
+        if outstanding.is_empty() || (one_slot && outstanding.len() < before) {
+            None
+        } else {
+            Some(stop)
+        }
+    }
+
+    /// Feeds replies to `done` until it returns true (then the returned
+    /// `Stop` is meaningless) or the wait must stop.
+    fn wait_replies(
+        &self,
+        link: &Link,
+        job: &SendJob,
+        deadline: Instant,
+        mut done: impl FnMut(&client::Reply) -> bool,
+    ) -> Stop {
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Stop::TimedOut;
+            }
+            match link.next_reply(POLL_SLICE.min(deadline - now)) {
+                NextReply::Reply(reply) => {
+                    if done(&reply) {
+                        return Stop::TimedOut;
+                    }
+                }
+                NextReply::TimedOut => {
+                    if job.reply.is_closed() {
+                        return Stop::Abandoned;
+                    }
+                    if !link.is_connected() {
+                        return Stop::Disconnected;
+                    }
+                }
+                NextReply::Closed => return Stop::Disconnected,
+            }
+        }
+    }
+}
+
+fn finish(results: Vec<Option<Result<Ack, SinkError>>>) -> Results {
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(SinkError::other("not attempted"))))
+        .collect()
+}
+
+/// Subjects the server refused publishing to, from errors like
+/// `Permissions Violation for Publish to "subject"`.
+fn publish_refusals(errors: &[String]) -> Vec<(String, String)> {
+    const PREFIX: &str = "Permissions Violation for Publish to ";
+    errors
+        .iter()
+        .filter_map(|e| {
+            let at = e.find(PREFIX)?;
+            let subject = e[at + PREFIX.len()..]
+                .trim()
+                .trim_matches(|c| c == '"' || c == '\'');
+            Some((subject.to_owned(), e.clone()))
+        })
+        .collect()
+}
+
+fn refusal_for(refused: &[(String, String)], subject: &str) -> Option<SinkError> {
+    refused
+        .iter()
+        .find(|(s, _)| s == subject)
+        .map(|(_, e)| SinkError::rejected(e.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_errors_name_their_subject() {
+        let errors = vec![
+            "server error: Permissions Violation for Publish to \"a.b\"".to_owned(),
+            "server error: Slow Consumer".to_owned(),
+        ];
+        let refused = publish_refusals(&errors);
+        assert_eq!(refused.len(), 1);
+        assert!(refusal_for(&refused, "a.b").is_some());
+        assert!(refusal_for(&refused, "a.c").is_none());
+    }
+
+    #[test]
+    fn errors_since_a_mark() {
+        let shared = Shared::default();
+        shared.record_error("one".into());
+        let mark = shared.error_mark();
+        shared.record_error("two".into());
+        shared.record_error("three".into());
+        assert_eq!(shared.errors_since(mark), ["two", "three"]);
+        assert_eq!(shared.last_error().as_deref(), Some("three"));
+    }
+}
