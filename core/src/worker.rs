@@ -57,9 +57,18 @@ impl Drop for WorkerGuard {
     }
 }
 
-pub(crate) async fn run(shared: Arc<Shared>) {
-    // Declared first so it is dropped last, after any in-flight batches.
-    let _guard = WorkerGuard(shared.clone());
+/// The worker future. Its [`WorkerGuard`] exists before the first poll: a
+/// runtime that drops the task without ever running it (shut down, or a
+/// current-thread runtime nobody drives before it is dropped) must spill the
+/// queue too.
+pub(crate) fn run(shared: Arc<Shared>) -> impl Future<Output = ()> + Send + 'static {
+    let guard = WorkerGuard(shared.clone());
+    work(shared, guard)
+}
+
+async fn work(shared: Arc<Shared>, guard: WorkerGuard) {
+    // Bound first so it is dropped last, after any in-flight batches.
+    let _guard = guard;
     let rx = shared.rx.clone();
     let mut recv = Box::pin(rx.recv());
     let mut running: FuturesUnordered<BatchTask> = FuturesUnordered::new();
