@@ -120,6 +120,7 @@ mod reporter;
 mod runtime;
 mod shared;
 mod sink;
+pub mod spool;
 mod stats;
 mod sync;
 pub mod testing;

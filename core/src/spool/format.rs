@@ -44,6 +44,9 @@ const REPORT_ID_LEN: usize = 8;
 const ACK_RANGE_LEN: usize = 16;
 
 /// One decoded record.
+// Records are decoded one at a time and moved straight on; boxing the
+// report would only add an allocation per record.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
     /// A spooled report with the id the spool gave it.
@@ -411,7 +414,11 @@ mod tests {
     #[test]
     fn intact_frames_with_bad_bodies_are_typed_errors() {
         let mut bytes = Vec::new();
-        write_frame(&mut bytes, KIND_REPORT, &[&7u64.to_le_bytes(), b"{not json"]);
+        write_frame(
+            &mut bytes,
+            KIND_REPORT,
+            &[&7u64.to_le_bytes(), b"{not json"],
+        );
         assert!(matches!(
             decode_record(&bytes),
             Err(DecodeError::BadBody { .. })

@@ -14,6 +14,7 @@ use super::format::{decode_record, DecodeError, Record, RECORD_HEADER_LEN, RECOR
 const CHUNK: usize = 64 * 1024;
 
 /// One step of a scan.
+#[allow(clippy::large_enum_variant)] // transient, like `Record`
 #[derive(Debug)]
 pub(crate) enum Item {
     /// A valid record at `offset`, `len` bytes long.
@@ -22,9 +23,9 @@ pub(crate) enum Item {
         len: u64,
         record: Record,
     },
-    /// `len` unreadable bytes at `offset` (a torn or corrupt record, or
-    /// garbage), skipped.
-    Skipped { offset: u64, len: u64 },
+    /// `len` unreadable bytes (a torn or corrupt record, or garbage),
+    /// skipped.
+    Skipped { len: u64 },
 }
 
 pub(crate) struct Scanner<R> {
@@ -111,7 +112,10 @@ impl<R: Read> Scanner<R> {
             if avail.is_empty() {
                 return Ok(());
             }
-            match avail.windows(RECORD_MAGIC.len()).position(|w| w == RECORD_MAGIC) {
+            match avail
+                .windows(RECORD_MAGIC.len())
+                .position(|w| w == RECORD_MAGIC)
+            {
                 Some(i) => {
                     self.pos += i as u64;
                     if self.decode_here()?.is_some() {
@@ -152,7 +156,6 @@ impl<R: Read> Scanner<R> {
             None => {
                 self.resync()?;
                 Ok(Some(Item::Skipped {
-                    offset,
                     len: self.pos - offset,
                 }))
             }
