@@ -224,6 +224,11 @@ impl Link {
         self.state.clone()
     }
 
+    /// True once the client's threads have ended: this link is useless.
+    pub(crate) fn is_dead(&self) -> bool {
+        self.state.dead.load(Ordering::SeqCst)
+    }
+
     /// The `max_payload` of the server we are connected to.
     pub(crate) fn max_payload(&self) -> usize {
         self.conn.max_payload()

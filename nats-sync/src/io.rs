@@ -9,12 +9,13 @@
 //! worker dropped the send future).
 
 use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tidings_core::nats::{Delivery, NatsConfig};
-use tidings_core::{Ack, Batch, SinkError};
+use tidings_core::{Ack, Batch, SinkError, SinkErrorKind};
 
 use crate::ack;
 use crate::client::{self, Hooks, Link, LinkState, NextReply, HEADER_OVERHEAD, MAX_SUBJECT_LEN};
@@ -46,10 +47,9 @@ pub(crate) enum Msg {
         attempt: u64,
         result: Result<(Link, Option<String>), String>,
     },
-    /// The client behind attempt `attempt` ended its threads.
-    LinkDead {
-        attempt: u64,
-    },
+    /// The client of some connection ended its threads (a wake-up: the
+    /// loop finds which).
+    LinkDead,
 }
 
 pub(crate) struct SendJob {
@@ -127,8 +127,9 @@ pub(crate) struct Io {
     redactor: Redactor,
     tx: mpsc::Sender<Msg>,
     link: Option<Live>,
-    /// The attempt in flight, if any.
+    /// The attempt in flight, if any, and when it started.
     connecting: Option<u64>,
+    connect_started: Instant,
     attempts: u64,
     failures: u32,
     next_attempt: Instant,
@@ -144,7 +145,6 @@ pub(crate) struct Io {
 }
 
 struct Live {
-    attempt: u64,
     link: Link,
     stream_ready: bool,
     last_ensure: Instant,
@@ -166,6 +166,7 @@ impl Io {
             tx,
             link: None,
             connecting: None,
+            connect_started: now,
             attempts: 0,
             failures: 0,
             next_attempt: now,
@@ -180,6 +181,13 @@ impl Io {
     pub(crate) fn run(mut self, rx: mpsc::Receiver<Msg>) {
         loop {
             let now = Instant::now();
+            // Checked here, not only on `LinkDead`: that message can overtake
+            // the `Connected` of the same attempt.
+            if self.link.as_ref().is_some_and(|l| l.link.is_dead()) {
+                self.drop_link();
+                // The client already tried every server once.
+                self.next_attempt = now + BACKOFF_FIRST;
+            }
             if self.link.is_none() && self.connecting.is_none() && now >= self.next_attempt {
                 self.start_attempt();
             }
@@ -206,13 +214,8 @@ impl Io {
                     }
                 }
                 Msg::Connected { attempt, result } => self.connected(attempt, result),
-                Msg::LinkDead { attempt } => {
-                    if self.link.as_ref().is_some_and(|l| l.attempt == attempt) {
-                        self.drop_link();
-                        // The client already tried every server once.
-                        self.next_attempt = Instant::now() + BACKOFF_FIRST;
-                    }
-                }
+                // Only a wake-up: the loop drops the dead link.
+                Msg::LinkDead => {}
                 Msg::Close(reply) => {
                     self.close();
                     let _ = reply.try_send(());
@@ -239,6 +242,7 @@ impl Io {
         self.attempts += 1;
         let attempt = self.attempts;
         self.connecting = Some(attempt);
+        self.connect_started = Instant::now();
         let config = self.config.clone();
         let shared = self.shared.clone();
         let redactor = self.redactor.clone();
@@ -259,7 +263,7 @@ impl Io {
                     on_dead: Box::new({
                         let tx = tx.clone();
                         move || {
-                            let _ = tx.send(Msg::LinkDead { attempt });
+                            let _ = tx.send(Msg::LinkDead);
                         }
                     }),
                 };
@@ -303,7 +307,6 @@ impl Io {
                 }
                 self.shared.set_current(Some(link.state()));
                 self.link = Some(Live {
-                    attempt,
                     link,
                     stream_ready: ensure_error.is_none(),
                     last_ensure: Instant::now(),
@@ -344,7 +347,28 @@ impl Io {
         }
     }
 
+    /// Runs one job; a panic in it (a bug here or in the client) fails that
+    /// batch as `Panicked` and costs the connection, not the thread.
     fn run_job(&mut self, job: SendJob) {
+        let reply = job.reply.clone();
+        let n = job.batch.len();
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| self.try_job(job)));
+        if ran.is_err() {
+            // The link was out of `self.link` while the job ran: it is gone,
+            // and the loop makes a new one.
+            self.shared.set_current(None);
+            self.next_attempt = Instant::now();
+            let _ = reply.try_send(
+                SinkError::new(
+                    SinkErrorKind::Panicked,
+                    "the NATS I/O thread panicked while sending",
+                )
+                .for_all(n),
+            );
+        }
+    }
+
+    fn try_job(&mut self, job: SendJob) {
         if job.reply.is_closed() {
             return; // abandoned while queued
         }
@@ -372,10 +396,19 @@ impl Io {
 
     fn not_connected(&self) -> SinkError {
         let servers = self.config.redacted_servers().join(", ");
-        SinkError::unavailable(match self.shared.last_error() {
+        let mut message = match self.shared.last_error() {
             Some(e) => format!("not connected to {servers}: {e}"),
             None => format!("not connected to {servers} (connecting)"),
-        })
+        };
+        let running = self.connect_started.elapsed();
+        if self.connecting.is_some() && running > self.config.connect_timeout {
+            // A TCP connect or handshake the client cannot time out.
+            message.push_str(&format!(
+                "; a connect attempt has been running for {}s",
+                running.as_secs()
+            ));
+        }
+        SinkError::unavailable(message)
     }
 
     /// Encodes `report` for `limit` bytes into `self.buf`, or says why not.
@@ -439,31 +472,22 @@ impl Io {
         }
         if !published.is_empty() {
             let token = self.next_token();
-            let outcome = match link.publish_marker(token) {
+            // Replies with other tokens are late acks or markers of
+            // abandoned attempts: ignored.
+            let stop = match link.publish_marker(token) {
                 Ok(()) => {
                     let deadline = Instant::now() + FLUSH_TIMEOUT;
-                    let mut confirmed = false;
-                    let stop = self.wait_replies(link, job, deadline, |reply| {
-                        if reply.token == Some(token) {
-                            confirmed = true;
-                        }
-                        confirmed
-                    });
-                    if confirmed {
-                        Ok(())
-                    } else {
-                        Err(stop)
-                    }
+                    self.wait_replies(link, job, deadline, |reply| reply.token == Some(token))
                 }
-                Err(_) => Err(Stop::Disconnected),
+                Err(_) => Some(Stop::Disconnected),
             };
-            let failure = match outcome {
-                Ok(()) => None,
-                Err(Stop::Abandoned) => return None,
-                Err(Stop::TimedOut) => Some(SinkError::timeout(format!(
+            let failure = match stop {
+                None => None,
+                Some(Stop::Abandoned) => return None,
+                Some(Stop::TimedOut) => Some(SinkError::timeout(format!(
                     "the server did not confirm the batch within {FLUSH_TIMEOUT:?}"
                 ))),
-                Err(Stop::Disconnected) => Some(self.not_connected()),
+                Some(Stop::Disconnected) => Some(self.not_connected()),
             };
             let refused = publish_refusals(&self.shared.errors_since(mark));
             for (i, subject) in published {
@@ -602,49 +626,44 @@ impl Io {
         one_slot: bool,
     ) -> Option<Stop> {
         let before = outstanding.len();
-        let stop = self.wait_replies(link, job, deadline, |reply| {
+        self.wait_replies(link, job, deadline, |reply| {
             // Unknown tokens are acks of an earlier, abandoned attempt.
             if let Some(i) = reply.token.and_then(|t| outstanding.remove(&t)) {
                 results[i] = Some(ack::parse(&subjects[i], reply.no_responders, &reply.data));
             }
             outstanding.is_empty() || (one_slot && outstanding.len() < before)
-        });
-        if outstanding.is_empty() || (one_slot && outstanding.len() < before) {
-            None
-        } else {
-            Some(stop)
-        }
+        })
     }
 
-    /// Feeds replies to `done` until it returns true (then the returned
-    /// `Stop` is meaningless) or the wait must stop.
+    /// Feeds replies to `done` until it returns true (`None`) or the wait
+    /// must stop (why).
     fn wait_replies(
         &self,
         link: &Link,
         job: &SendJob,
         deadline: Instant,
         mut done: impl FnMut(&client::Reply) -> bool,
-    ) -> Stop {
+    ) -> Option<Stop> {
         loop {
+            if job.reply.is_closed() {
+                return Some(Stop::Abandoned);
+            }
             let now = Instant::now();
             if now >= deadline {
-                return Stop::TimedOut;
+                return Some(Stop::TimedOut);
             }
             match link.next_reply(POLL_SLICE.min(deadline - now)) {
                 NextReply::Reply(reply) => {
                     if done(&reply) {
-                        return Stop::TimedOut;
+                        return None;
                     }
                 }
                 NextReply::TimedOut => {
-                    if job.reply.is_closed() {
-                        return Stop::Abandoned;
-                    }
                     if !link.is_connected() {
-                        return Stop::Disconnected;
+                        return Some(Stop::Disconnected);
                     }
                 }
-                NextReply::Closed => return Stop::Disconnected,
+                NextReply::Closed => return Some(Stop::Disconnected),
             }
         }
     }

@@ -69,6 +69,9 @@
 //! * Dropping the sink without `close` asks the thread to close and end,
 //!   waits for that briefly (at most 500 ms), and otherwise detaches it:
 //!   dropping never hangs.
+//! * A connection lost for good (server gone) cannot be closed cleanly with
+//!   this client: its idle flusher thread notices the shutdown only at its
+//!   next 2-minute tick and ends then. It holds no reports.
 //!
 //! ## Secrets
 //!

@@ -206,6 +206,35 @@ fn jetstream_without_a_stream_is_unavailable_and_retryable() {
     assert!(started.elapsed() < Duration::from_secs(4));
 }
 
+#[test]
+fn jetstream_missing_acks_time_out_within_the_ack_timeout() {
+    let server = NatsServer::start();
+    // A core subscriber but no stream: the server has a responder, so no
+    // 503 comes back, and nobody acks.
+    let _sub = Subscriber::start(&server.url(), "sync.noack");
+    let mut config = NatsConfig::new(server.url(), "sync.noack").jetstream();
+    config.delivery = Delivery::JetStream {
+        ack_timeout: Duration::from_secs(1),
+        max_acks_in_flight: 16,
+    };
+    let sink = SyncNatsSink::connect(config).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || sink.is_connected()));
+
+    let started = Instant::now();
+    let results = send(&sink, &Batch::from_reports(reports(40, "noack")));
+    let took = started.elapsed();
+    for r in &results {
+        let e = r.as_ref().unwrap_err();
+        assert_eq!(e.kind(), SinkErrorKind::Timeout, "{e}");
+        assert!(e.is_retryable());
+    }
+    assert!(
+        took < Duration::from_secs(3),
+        "ack_timeout + 2 s, took {took:?}"
+    );
+    assert!(sink.is_connected());
+}
+
 /// A report too big for the server's max_payload is truncated; one that
 /// cannot be cut to fit fails alone; the connection survives either way.
 fn oversized_reports_are_cut_or_refused(delivery_jetstream: bool) {
