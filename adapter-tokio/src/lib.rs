@@ -127,6 +127,18 @@ impl Guard {
             .expect("the guard holds its reporter until it is consumed")
     }
 
+    /// The runtime the reporter's worker runs on.
+    pub fn runtime(&self) -> &TokioRuntime {
+        &self.runtime
+    }
+
+    /// Gives up the guard without shutting down: the reporter then ends when
+    /// its last handle is dropped (spilling whatever is left), or when the
+    /// runtime is dropped.
+    pub fn detach(mut self) {
+        self.reporter.take();
+    }
+
     /// Runs the shutdown protocol with the configured deadline
     /// ([`ReporterBuilder::shutdown_deadline`], default 5 s) and waits for it
     /// asynchronously. Returns within the deadline plus about twice the close

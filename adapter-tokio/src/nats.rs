@@ -47,9 +47,9 @@ const HEADER_ROOM: usize = 128;
 /// Named `"nats"` (core) or `"jetstream"` for core's outcomes and stats;
 /// [`AsyncNatsSink::named`] changes it (two NATS sinks need two names).
 ///
-/// Connecting never waits for the server: the connection is established in
-/// the background and re-established whenever it breaks, for as long as the
-/// sink lives; meanwhile every attempt fails as unavailable with the last
+/// Connecting waits for the server at most `connect_timeout`: the connection
+/// is established in the background and re-established whenever it breaks,
+/// for as long as the sink lives; meanwhile every attempt fails as unavailable with the last
 /// connection error (a refused connection, an authorization violation),
 /// which core shows in [`SinkStats::last_error`](tidings_core::SinkStats).
 /// Needs a tokio runtime with I/O and timers.
@@ -63,7 +63,7 @@ const HEADER_ROOM: usize = 128;
 /// let config = NatsConfig::new("nats://127.0.0.1:4222", "app.reports")
 ///     .jetstream()
 ///     .ensure_stream("REPORTS");
-/// // Succeeds even while the server is down.
+/// // Succeeds even while the server is down (after waiting up to connect_timeout).
 /// let sink = AsyncNatsSink::connect(config).await?;
 /// let (reporter, guard) = tidings_tokio::start(Reporter::builder().sink(sink))?;
 /// # drop(reporter);
@@ -101,6 +101,8 @@ struct Link {
 
 #[derive(Clone, Copy, Default)]
 struct LinkState {
+    /// Connections established so far.
+    connects: u64,
     /// Disconnections seen so far.
     breaks: u64,
     /// The connection was closed for good (drained or all clients gone).
@@ -110,7 +112,10 @@ struct LinkState {
 impl Link {
     fn on_event(&self, event: Event) {
         match event {
-            Event::Connected => *lock(&self.last_error) = None,
+            Event::Connected => {
+                *lock(&self.last_error) = None;
+                self.state.send_modify(|s| s.connects += 1);
+            }
             Event::Disconnected => self.state.send_modify(|s| s.breaks += 1),
             Event::Closed => self.state.send_modify(|s| s.closed = true),
             Event::ServerError(e) => *lock(&self.last_error) = Some(format!("server error: {e}")),
@@ -145,12 +150,13 @@ async fn unless_lost<F: Future>(link: &Link, seen: LinkState, work: F) -> Option
 }
 
 impl AsyncNatsSink {
-    /// Validates `config` and starts connecting in the background.
+    /// Validates `config` and connects in the background.
     ///
-    /// Does not wait for the server and does not fail when it is down: the
-    /// client keeps trying (each try bounded by
-    /// [`connect_timeout`](NatsConfig::connect_timeout)) for as long as the
-    /// sink lives. Fails only on invalid settings or an unreadable
+    /// Waits at most [`connect_timeout`](NatsConfig::connect_timeout) for the
+    /// first connection, and does not fail when the server is down: the
+    /// client keeps trying for as long as the sink lives, and until it
+    /// succeeds every attempt fails as unavailable (core retries, then
+    /// spills). Fails only on invalid settings or an unreadable
     /// credentials file, with an error naming the field; secrets never appear
     /// in it. Must be awaited inside a tokio runtime (async-nats spawns its
     /// connection task there).
@@ -204,6 +210,12 @@ impl AsyncNatsSink {
             .connect(servers)
             .await
             .map_err(|e| ConfigError::new("nats.url", e.kind().to_string()))?;
+        // Give the first connection up to connect_timeout, so that the first
+        // reports need no retry; then go on regardless (the client keeps
+        // trying in the background).
+        let mut state = link.state.subscribe();
+        let _ =
+            tokio::time::timeout(config.connect_timeout, state.wait_for(|s| s.connects > 0)).await;
         let jetstream = match config.delivery {
             Delivery::Core => None,
             Delivery::JetStream {
@@ -624,7 +636,8 @@ mod tests {
     #[tokio::test]
     async fn connect_does_not_wait_for_a_server_and_reports_unavailable() {
         // Port 1 on loopback: nothing listens there.
-        let config = NatsConfig::new("nats://127.0.0.1:1", "tidings.test");
+        let mut config = NatsConfig::new("nats://127.0.0.1:1", "tidings.test");
+        config.connect_timeout = Duration::from_millis(100);
         let sink = AsyncNatsSink::connect(config).await.unwrap();
         assert_eq!(sink.name(), "nats");
         assert!(!sink.is_connected());
@@ -639,9 +652,10 @@ mod tests {
 
     #[tokio::test]
     async fn secrets_stay_out_of_debug_and_errors() {
-        let config = NatsConfig::new("nats://alice:hunter2@127.0.0.1:1", "tidings.test")
+        let mut config = NatsConfig::new("nats://alice:hunter2@127.0.0.1:1", "tidings.test")
             .jetstream()
             .credentials(Credentials::Token(Secret::new("t0ken")));
+        config.connect_timeout = Duration::from_millis(100);
         let sink = AsyncNatsSink::connect(config).await.unwrap();
         assert_eq!(sink.name(), "jetstream");
         let shown = format!("{sink:?}");

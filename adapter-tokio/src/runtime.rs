@@ -30,7 +30,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -59,9 +59,17 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 #[derive(Clone)]
 pub struct TokioRuntime {
     handle: Handle,
+    tasks: Arc<TaskState>,
+}
+
+#[derive(Default)]
+struct TaskState {
     /// Set once a task spawned through this runtime was dropped before it
     /// finished: tokio does that only when the runtime shuts down.
-    gone: Arc<AtomicBool>,
+    gone: AtomicBool,
+    /// Tasks spawned through this runtime (and its clones) not yet finished
+    /// or dropped.
+    live: AtomicUsize,
 }
 
 impl TokioRuntime {
@@ -69,7 +77,7 @@ impl TokioRuntime {
     pub fn new(handle: Handle) -> Self {
         TokioRuntime {
             handle,
-            gone: Arc::new(AtomicBool::new(false)),
+            tasks: Arc::default(),
         }
     }
 
@@ -101,7 +109,14 @@ impl TokioRuntime {
     /// True once the runtime was seen shutting down (it dropped a task spawned
     /// through this handle before the task finished).
     pub fn is_shut_down(&self) -> bool {
-        self.gone.load(Ordering::SeqCst)
+        self.tasks.gone.load(Ordering::SeqCst)
+    }
+
+    /// Tasks spawned through this runtime (the reporters' workers) that have
+    /// neither finished nor been dropped: 0 after every reporter on it shut
+    /// down and its worker returned (a leak check).
+    pub fn live_tasks(&self) -> usize {
+        self.tasks.live.load(Ordering::SeqCst)
     }
 
     /// Whether the runtime has its time driver. Creating a timer on a runtime
@@ -135,10 +150,11 @@ impl Runtime for TokioRuntime {
             ));
         }
         let state = Arc::new(AtomicU8::new(UNPOLLED));
+        self.tasks.live.fetch_add(1, Ordering::SeqCst);
         let tracked = Tracked {
-            task,
+            task: Some(task),
             state: state.clone(),
-            gone: self.gone.clone(),
+            tasks: self.tasks.clone(),
         };
         // Detached: tidings never aborts its worker; the runtime either runs it
         // to completion or drops it at shutdown (which core turns into spills).
@@ -176,11 +192,13 @@ const POLLED: u8 = 1;
 const DONE: u8 = 2;
 const DROPPED_UNPOLLED: u8 = 3;
 
-/// A spawned task that records whether the runtime dropped it unfinished.
+/// A spawned task that counts itself live and records whether the runtime
+/// dropped it unfinished.
 struct Tracked {
-    task: BoxTask,
+    /// Dropped as soon as it completes (so `live` counts running work only).
+    task: Option<BoxTask>,
     state: Arc<AtomicU8>,
-    gone: Arc<AtomicBool>,
+    tasks: Arc<TaskState>,
 }
 
 impl Future for Tracked {
@@ -192,31 +210,43 @@ impl Future for Tracked {
             .compare_exchange(UNPOLLED, POLLED, Ordering::SeqCst, Ordering::SeqCst);
         // A panicking task is dropped by tokio too; that must not read as a
         // runtime shutdown.
-        match std::panic::catch_unwind(AssertUnwindSafe(|| self.task.as_mut().poll(cx))) {
-            Ok(done) => {
-                if done.is_ready() {
-                    self.state.store(DONE, Ordering::SeqCst);
-                }
-                done
+        let Some(task) = self.task.as_mut() else {
+            return Poll::Ready(());
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| task.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(())) => {
+                self.finish();
+                Poll::Ready(())
             }
             Err(panic) => {
-                self.state.store(DONE, Ordering::SeqCst);
+                self.finish();
                 std::panic::resume_unwind(panic)
             }
         }
     }
 }
 
+impl Tracked {
+    fn finish(&mut self) {
+        self.state.store(DONE, Ordering::SeqCst);
+        drop(self.task.take());
+        self.tasks.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Drop for Tracked {
     fn drop(&mut self) {
         match self.state.load(Ordering::SeqCst) {
-            DONE => {}
-            UNPOLLED => {
-                self.state.store(DROPPED_UNPOLLED, Ordering::SeqCst);
-                self.gone.store(true, Ordering::SeqCst);
-            }
-            _ => self.gone.store(true, Ordering::SeqCst),
+            DONE => return,
+            UNPOLLED => self.state.store(DROPPED_UNPOLLED, Ordering::SeqCst),
+            _ => {}
         }
+        self.tasks.gone.store(true, Ordering::SeqCst);
+        // The task's destructors (core's spills) run before it stops
+        // counting as live.
+        drop(self.task.take());
+        self.tasks.live.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
