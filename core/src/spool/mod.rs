@@ -475,6 +475,8 @@ struct Commit {
     /// Set by a failed fsync; from then on durability is refused.
     poisoned: Option<(io::ErrorKind, String)>,
     syncs: u64,
+    #[cfg(test)]
+    fail_next_sync: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -1154,6 +1156,13 @@ impl Inner {
                     state.active.number,
                 )
             };
+            #[cfg(test)]
+            let result = if std::mem::take(&mut lock(&self.shared.commit).fail_next_sync) {
+                Err(io::Error::other("injected fsync failure"))
+            } else {
+                file.sync_data()
+            };
+            #[cfg(not(test))]
             let result = file.sync_data();
             commit = lock(&self.shared.commit);
             commit.syncing = false;
@@ -1432,5 +1441,91 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     {
         let _ = dir;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path, sync: SyncPolicy) -> (Spool, Recovery) {
+        Spool::open(SpoolConfig {
+            sync,
+            ..SpoolConfig::new(dir)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_full_disk_reaches_the_stats_and_the_partial_write_is_cut_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _) = open(dir.path(), SyncPolicy::None);
+        let kept = Report::error("a", "kept");
+        let ids = spool.append(&[&kept]).unwrap();
+        let len_before = lock(&spool.inner.state).active.len;
+
+        lock(&spool.inner.state).fail_next_write = Some(io::ErrorKind::StorageFull);
+        let lost = Report::error("b", "refused");
+        let err = spool.append(&[&lost]).unwrap_err();
+        assert!(
+            matches!(err, SpoolError::DiskFull { op: "write", .. }),
+            "{err}"
+        );
+        let stats = spool.stats();
+        assert_eq!(stats.disk_full_errors, 1);
+        assert!(stats.last_error.unwrap().contains("disk full"));
+        assert_eq!(stats.appended, 1);
+        assert_eq!(stats.live_records, 1);
+        // The half-written record is gone from the file, so appends go on
+        // from a clean end and a restart finds no damage.
+        let (number, len) = {
+            let state = lock(&spool.inner.state);
+            (state.active.number, state.active.len)
+        };
+        assert_eq!(len, len_before);
+        let path = segment_path(spool.dir(), number);
+        assert_eq!(fs::metadata(&path).unwrap().len(), len_before);
+
+        let after = Report::error("c", "after");
+        let more = spool.append(&[&after]).unwrap();
+        drop(spool);
+        let (_spool, recovery) = open(dir.path(), SyncPolicy::None);
+        assert_eq!(recovery.corrupt_records, 0);
+        assert_eq!(recovery.pending, vec![(ids[0], kept), (more[0], after)]);
+    }
+
+    #[test]
+    fn a_failed_fsync_refuses_durability_until_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _) = open(dir.path(), SyncPolicy::Always);
+        let first = Report::error("a", "1");
+        spool.append(&[&first]).unwrap();
+        lock(&spool.inner.shared.commit).fail_next_sync = true;
+        let second = Report::error("b", "2");
+        let err = spool.append(&[&second]).unwrap_err();
+        assert!(matches!(err, SpoolError::SyncFailed { .. }), "{err}");
+        // Every later append is refused too, before writing anything.
+        let err = spool.append(&[&Report::error("c", "3")]).unwrap_err();
+        assert!(matches!(err, SpoolError::SyncFailed { .. }), "{err}");
+        assert_eq!(spool.stats().io_errors, 2);
+        assert_eq!(spool.stats().appended, 2);
+        drop(spool);
+        // The written records are recovered (a duplicate at worst).
+        let (spool, recovery) = open(dir.path(), SyncPolicy::Always);
+        let replayed: Vec<_> = recovery.pending.into_iter().map(|(_, r)| r).collect();
+        assert_eq!(replayed, vec![first, second]);
+        spool.append(&[&Report::error("d", "4")]).unwrap();
+    }
+
+    #[test]
+    fn a_write_that_cannot_be_cut_back_moves_appends_to_a_new_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _) = open(dir.path(), SyncPolicy::None);
+        spool.append(&[&Report::error("a", "1")]).unwrap();
+        let first_segment = lock(&spool.inner.state).active.number;
+        lock(&spool.inner.state).active.broken = true;
+        spool.append(&[&Report::error("b", "2")]).unwrap();
+        assert_ne!(lock(&spool.inner.state).active.number, first_segment);
+        assert_eq!(spool.stats().segments, 2);
     }
 }
