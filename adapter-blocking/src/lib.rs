@@ -48,7 +48,7 @@ use tidings_core::{
     BoxSleep, BoxTask, BuildError, Reporter, ReporterBuilder, Runtime, ShutdownSummary, SpawnError,
 };
 
-// NATS sink re-export lands with tidings-nats-sync.
+pub use tidings_nats_sync::SyncNatsSink as NatsSink;
 
 /// A [`Runtime`] that runs each spawned task on an OS thread of its own.
 ///

@@ -46,7 +46,7 @@ use tidings_core::{
     SpawnError,
 };
 
-// NATS sink re-export lands with tidings-nats-sync.
+pub use tidings_nats_sync::SyncNatsSink as NatsSink;
 
 /// A [`Runtime`] on smol.
 ///

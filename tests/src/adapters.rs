@@ -44,11 +44,7 @@ impl Harness for Blocking {
     }
 
     fn nats_sink(&self, config: NatsConfig) -> Result<Box<dyn Sink>, ConfigError> {
-        let _ = config;
-        Err(ConfigError::new(
-            "nats",
-            "the sync NATS sink is not wired yet",
-        ))
+        Ok(Box::new(tidings_nats_sync::SyncNatsSink::connect(config)?))
     }
 
     fn detach_guards(&self) {
@@ -151,8 +147,7 @@ impl Harness for Smol {
     }
 
     fn nats_sink(&self, config: NatsConfig) -> Result<Box<dyn Sink>, ConfigError> {
-        let _ = config;
-        Err(ConfigError::new("nats", "the sync NATS sink is not wired yet"))
+        Ok(Box::new(tidings_nats_sync::SyncNatsSink::connect(config)?))
     }
 
     fn detach_guards(&self) {

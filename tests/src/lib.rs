@@ -10,6 +10,7 @@ pub mod nats_server;
 
 pub mod adapters;
 pub mod harness;
+pub mod nats_scenarios;
 pub mod scenarios;
 
 /// Instantiates every scenario as a `#[test]` for one [`harness::Harness`].
@@ -34,12 +35,28 @@ macro_rules! conformance_tests {
             overflow_policies,
             no_tasks_left,
         );
+        $crate::conformance_tests!(@nats $harness;
+            nats_core_publish_arrives,
+            jetstream_exactly_once,
+            nats_killed_and_restarted_mid_stream,
+            nats_down_at_start,
+            oversized_report,
+            nats_bad_config_names_the_field,
+        );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
                 $crate::scenarios::$name::<$harness>();
+            }
+        )*
+    };
+    (@nats $harness:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::nats_scenarios::$name::<$harness>();
             }
         )*
     };
