@@ -40,18 +40,26 @@
 //! synchronously, which needs care, because a synchronous wait must not
 //! block the thread the worker needs:
 //!
-//! | where the guard is dropped                  | what happens                                                                 |
-//! |---------------------------------------------|------------------------------------------------------------------------------|
-//! | in a multi-thread runtime                   | `block_in_place` + `shutdown_blocking`: drains fully, within the deadline    |
-//! | in a current-thread runtime                 | `close_now`: everything still queued or in flight is **spilled** at once     |
-//! | outside any runtime                         | `shutdown_blocking`: drains if the runtime is running elsewhere, else spills at the deadline |
-//! | after the runtime was dropped               | nothing left to do: the runtime's teardown already spilled everything        |
+//! | where the guard is dropped                                    | what happens                                                                 |
+//! |----------------------------------------------------------------|------------------------------------------------------------------------------|
+//! | in a multi-thread runtime                                      | `block_in_place` + `shutdown_blocking`: drains fully, within the deadline    |
+//! | in a current-thread runtime, the reporter on a multi-thread one | `shutdown_blocking`: drains (that other runtime's thread waits meanwhile)   |
+//! | in a current-thread runtime otherwise (or its blocking pool)   | `close_now`: everything still queued or in flight is **spilled** at once     |
+//! | outside any runtime                                            | `shutdown_blocking`: drains if the runtime is running elsewhere, else spills at the deadline |
+//! | while unwinding from a panic                                   | `close_now`                                                                  |
+//! | after the runtime was dropped                                  | nothing left to do: the runtime's teardown already spilled everything        |
 //!
 //! In a current-thread runtime the worker can only run when this very thread
 //! yields; blocking it to wait for the worker is the deadlock that hit
 //! opentelemetry-rust (#536, #868, #2580). So the guard spills instead:
 //! nothing is lost, but nothing more is delivered either — hence
 //! `guard.shutdown().await`.
+//!
+//! Await `shutdown` on the runtime itself (in a task, or
+//! `rt.block_on(guard.shutdown())`). Its deadline is a tokio timer, and a
+//! current-thread runtime that nobody drives fires no timers and runs no
+//! worker; from plain threads use [`Guard::shutdown_blocking`], which waits
+//! on the wall clock.
 //!
 //! If the runtime is dropped while the reporter runs, tokio drops the worker
 //! and whatever it held is spilled to the fallback synchronously (no panic,
