@@ -191,3 +191,119 @@ impl Drop for Smol {
         self.stop_driver();
     }
 }
+
+/// The tokio adapter; `MULTI_THREAD` picks the runtime flavor.
+pub struct Tokio<const MULTI_THREAD: bool> {
+    rt: Option<tokio::runtime::Runtime>,
+    guards: Mutex<Vec<tidings_tokio::Guard>>,
+    runtimes: Mutex<Vec<tidings_tokio::TokioRuntime>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// tokio, multi-thread runtime (2 workers).
+pub type TokioMultiThread = Tokio<true>;
+/// tokio, current-thread runtime: it runs only inside `block_on`.
+pub type TokioCurrentThread = Tokio<false>;
+
+impl<const MULTI_THREAD: bool> Tokio<MULTI_THREAD> {
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.rt.as_ref().expect("runtime lives until drop_runtime")
+    }
+}
+
+impl<const MULTI_THREAD: bool> Harness for Tokio<MULTI_THREAD> {
+    const NAME: &'static str = if MULTI_THREAD {
+        "tokio multi-thread"
+    } else {
+        "tokio current-thread"
+    };
+    const HAS_RUNTIME: bool = true;
+
+    fn new() -> Self {
+        let rt = if MULTI_THREAD {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
+        .expect("tokio runtime");
+        Tokio {
+            rt: Some(rt),
+            guards: Mutex::new(Vec::new()),
+            runtimes: Mutex::new(Vec::new()),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn start(&self, builder: ReporterBuilder) -> Reporter {
+        let (reporter, guard) = tidings_tokio::start_on(self.rt().handle().clone(), builder)
+            .expect("start tokio reporter");
+        self.runtimes.lock().unwrap().push(guard.runtime().clone());
+        self.guards.lock().unwrap().push(guard);
+        reporter
+    }
+
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.rt().block_on(fut)
+    }
+
+    fn spawn(&self, task: Task) {
+        let handle = self.rt().spawn(task);
+        self.tasks.lock().unwrap().push(handle);
+    }
+
+    fn nats_sink(&self, config: NatsConfig) -> Result<Box<dyn Sink>, ConfigError> {
+        let sink = self
+            .rt()
+            .block_on(tidings_tokio::AsyncNatsSink::connect(config))?;
+        Ok(Box::new(sink))
+    }
+
+    fn detach_guards(&self) {
+        for g in self.guards.lock().unwrap().drain(..) {
+            g.detach();
+        }
+    }
+
+    fn drop_runtime(mut self) {
+        self.detach_guards();
+        self.tasks.get_mut().unwrap().clear();
+        drop(self.rt.take());
+    }
+
+    fn live_tasks(&self) -> usize {
+        let tasks = self
+            .tasks
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| !t.is_finished())
+            .count();
+        let workers: usize = self
+            .runtimes
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.live_tasks())
+            .sum();
+        tasks + workers
+    }
+}
+
+impl<const MULTI_THREAD: bool> Drop for Tokio<MULTI_THREAD> {
+    fn drop(&mut self) {
+        // Scenarios shut their reporters down; a guard still armed here
+        // would block on a current-thread runtime nobody drives, so end it
+        // inside the runtime instead.
+        let guards: Vec<_> = self.guards.get_mut().unwrap().drain(..).collect();
+        if let Some(rt) = self.rt.as_ref() {
+            for g in guards {
+                rt.block_on(g.shutdown());
+            }
+        }
+    }
+}
