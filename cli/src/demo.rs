@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use tidings::nats::NatsConfig;
 use tidings::{
-    Ack, Batch, JsonLinesFile, JsonLinesSink, Report, ReportId, Reporter, RetryPolicy, Severity, ShutdownSummary, Sink, SinkError, SinkFuture,
+    Ack, Batch, JsonLinesFile, JsonLinesSink, Report, ReportId, Reporter, RetryPolicy, Severity,
+    ShutdownSummary, Sink, SinkError, SinkFuture,
 };
 
 /// Which adapter runs the demo.
@@ -114,6 +115,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult, String> {
         }
     }
 
+    let host = crate::runtimes::Host::new(opts.runtime)?;
     let down = Arc::new(AtomicBool::new(false));
     let fallback = JsonLinesFile::open(&spill_path).map_err(|e| e.to_string())?;
     let mut builder = Reporter::builder()
@@ -156,7 +158,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult, String> {
                     ""
                 }
             );
-            builder = crate::runtimes::add_nats_sink(opts.runtime, builder, config, down.clone())?;
+            builder = builder.boxed_sink(host.nats_sink(config, down.clone())?);
             shown
         }
     };
@@ -171,7 +173,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult, String> {
         opts.threads, opts.reports_per_thread
     );
 
-    let started = crate::runtimes::start(opts.runtime, builder)?;
+    let started = host.start(builder)?;
     let reporter = started.reporter.clone();
 
     let total = opts.threads * opts.reports_per_thread;
@@ -236,11 +238,27 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult, String> {
 
 fn demo_report(thread: usize, i: usize) -> Report {
     let (severity, kind, message) = match i % 5 {
-        0 => (Severity::Critical, "database_failure", "primary database unreachable"),
-        1 => (Severity::Error, "payment_declined", "card processor returned 502"),
+        0 => (
+            Severity::Critical,
+            "database_failure",
+            "primary database unreachable",
+        ),
+        1 => (
+            Severity::Error,
+            "payment_declined",
+            "card processor returned 502",
+        ),
         2 => (Severity::Warning, "slow_query", "query took 2.4 s"),
-        3 => (Severity::Error, "cache_miss_storm", "cache hit rate fell below 10%"),
-        _ => (Severity::Info, "retry_succeeded", "upstream call succeeded on retry"),
+        3 => (
+            Severity::Error,
+            "cache_miss_storm",
+            "cache hit rate fell below 10%",
+        ),
+        _ => (
+            Severity::Info,
+            "retry_succeeded",
+            "upstream call succeeded on retry",
+        ),
     };
     Report::new(severity, kind, message)
         .with_context("worker", thread)

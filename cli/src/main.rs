@@ -79,9 +79,9 @@ fn run() -> Result<ExitCode, String> {
                     "--reports" => opts.reports_per_thread = positive(&flag, &value()?)?,
                     "--dir" => opts.dir = value()?.into(),
                     "--deadline" => {
-                        let secs: f64 = value()?
-                            .parse()
-                            .map_err(|_| "--deadline: expected seconds, e.g. 5 or 0.5".to_owned())?;
+                        let secs: f64 = value()?.parse().map_err(|_| {
+                            "--deadline: expected seconds, e.g. 5 or 0.5".to_owned()
+                        })?;
                         if !(secs > 0.0 && secs < 86_400.0) {
                             return Err("--deadline: must be between 0 and 86400 seconds".into());
                         }
@@ -115,6 +115,8 @@ fn run() -> Result<ExitCode, String> {
 fn positive(name: &str, v: &str) -> Result<usize, String> {
     match v.parse::<usize>() {
         Ok(n) if n > 0 && n <= 1_000_000 => Ok(n),
-        _ => Err(format!("{name}: expected a whole number from 1 to 1000000, got {v:?}")),
+        _ => Err(format!(
+            "{name}: expected a whole number from 1 to 1000000, got {v:?}"
+        )),
     }
 }
