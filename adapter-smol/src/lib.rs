@@ -42,8 +42,7 @@ use std::time::{Duration, Instant};
 
 use smol::Executor;
 use tidings_core::{
-    BoxSleep, BoxTask, BuildError, Reporter, ReporterBuilder, Runtime, ShutdownSummary,
-    SpawnError,
+    BoxSleep, BoxTask, BuildError, Reporter, ReporterBuilder, Runtime, ShutdownSummary, SpawnError,
 };
 
 pub use tidings_nats_sync::SyncNatsSink as NatsSink;

@@ -18,9 +18,9 @@
 use loom::thread;
 
 use crate::entry::Entry;
-use crate::sync::Arc;
 use crate::shared::Shared;
 use crate::sink::Batch;
+use crate::sync::Arc;
 use crate::testing::{ManualRuntime, MemoryFallback, TestSink};
 use crate::{Late, Report, Reporter, ReporterBuilder};
 
@@ -74,9 +74,7 @@ fn report_races_close_now() {
         let fallback = MemoryFallback::new();
         let (reporter, _rt) = reporter(Late::Spill, &fallback);
         let r2 = reporter.clone();
-        let t = thread::spawn(move || {
-            r2.report(Report::error("race", "one")).is_ok()
-        });
+        let t = thread::spawn(move || r2.report(Report::error("race", "one")).is_ok());
         reporter.close_now();
         let accepted = t.join().unwrap();
         assert!(accepted, "Late::Spill never refuses");

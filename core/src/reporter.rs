@@ -312,7 +312,10 @@ impl ReporterBuilder {
     }
 
     /// [`ReporterBuilder::build`] with a shared runtime.
-    pub fn build_with(mut self, runtime: std::sync::Arc<dyn Runtime>) -> Result<Reporter, BuildError> {
+    pub fn build_with(
+        mut self,
+        runtime: std::sync::Arc<dyn Runtime>,
+    ) -> Result<Reporter, BuildError> {
         self.validate()?;
         if self.sinks.is_empty() {
             let file = JsonLinesSink::open(DEFAULT_REPORTS_FILE).map_err(BuildError::File)?;

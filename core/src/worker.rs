@@ -30,11 +30,11 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 
 use crate::entry::{Entry, SinkOutcome, SinkResult, SpillReason};
-use crate::sync::Arc;
 use crate::runtime::BoxSleep;
 use crate::shared::{Admit, InFlightBatch, Phase, Shared, SinkState};
 use crate::sink::{Ack, Batch, SinkError, SinkErrorKind};
 use crate::stats::{add, inc, Ending};
+use crate::sync::Arc;
 
 type BatchTask = Pin<Box<dyn Future<Output = ()> + Send>>;
 

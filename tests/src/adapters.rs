@@ -92,7 +92,9 @@ pub struct Smol {
 
 impl Smol {
     fn executor(&self) -> &std::sync::Arc<smol::Executor<'static>> {
-        self.executor.as_ref().expect("executor lives until drop_runtime")
+        self.executor
+            .as_ref()
+            .expect("executor lives until drop_runtime")
     }
 
     fn stop_driver(&mut self) {

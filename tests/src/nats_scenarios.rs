@@ -109,7 +109,9 @@ pub fn jetstream_exactly_once<H: Harness>() {
     assert!(
         matches!(
             last.sinks.first().map(|s| &s.result),
-            Some(tidings_core::SinkResult::Delivered(tidings_core::Ack::Stored { .. }))
+            Some(tidings_core::SinkResult::Delivered(
+                tidings_core::Ack::Stored { .. }
+            ))
         ),
         "[{}] {last}",
         H::NAME
@@ -197,7 +199,11 @@ pub fn nats_down_at_start<H: Harness>() {
     for i in 0..50 {
         let receipt = reporter.report(report(i)).unwrap();
         ids.push(receipt.id());
-        assert!(h.block_on(receipt).is_spilled(), "[{}] server is down", H::NAME);
+        assert!(
+            h.block_on(receipt).is_spilled(),
+            "[{}] server is down",
+            H::NAME
+        );
     }
     let down = reporter.stats();
     assert!(down.sinks[0].down, "[{}] {down:?}", H::NAME);
@@ -250,7 +256,11 @@ pub fn oversized_report<H: Harness>() {
     let first = h.block_on(reporter.report(big).unwrap());
     assert!(first.is_delivered(), "[{}] {first}", H::NAME);
     let small = h.block_on(reporter.report(report(1)).unwrap());
-    assert!(small.is_delivered(), "[{}] connection survived: {small}", H::NAME);
+    assert!(
+        small.is_delivered(),
+        "[{}] connection survived: {small}",
+        H::NAME
+    );
     let summary = h.block_on(reporter.shutdown(Duration::from_secs(20)));
     assert_accounted(&summary.stats);
     let arrived = sub.wait_for(2, Duration::from_secs(20));
@@ -263,8 +273,14 @@ pub fn nats_bad_config_names_the_field<H: Harness>() {
     for (config, field) in [
         (NatsConfig::new("http://127.0.0.1:4222", "a.b"), "nats.url"),
         (NatsConfig::new("nats://127.0.0.1:0", "a.b"), "nats.url"),
-        (NatsConfig::new("nats://127.0.0.1:4222", "a..b"), "nats.subject"),
-        (NatsConfig::new("nats://127.0.0.1:4222", "a.*"), "nats.subject"),
+        (
+            NatsConfig::new("nats://127.0.0.1:4222", "a..b"),
+            "nats.subject",
+        ),
+        (
+            NatsConfig::new("nats://127.0.0.1:4222", "a.*"),
+            "nats.subject",
+        ),
         (
             NatsConfig::new("nats://127.0.0.1:4222", "a.b").ensure_stream("S"),
             "nats.ensure_stream",
