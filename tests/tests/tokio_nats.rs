@@ -1,141 +1,26 @@
-//! tidings-tokio: the conformance suite on both tokio flavors, and the
-//! async-nats sinks end to end against real, throwaway nats-servers on
-//! loopback (core publish, JetStream, SIGKILL and restart, down at start,
-//! oversized reports, runtime dropped mid-stream, guard dropped inside a
-//! runtime, paused time).
+//! tidings-tokio's async-nats sinks and guard end to end, against real,
+//! throwaway nats-servers on loopback (core publish, JetStream, SIGKILL and
+//! restart, down at start, oversized reports, runtime dropped mid-stream,
+//! guard dropped inside a runtime, paused time). The conformance suite runs on both tokio flavors
+//! from `tokio_multi_thread.rs` and `tokio_current_thread.rs`.
 //!
 //! Every test ends with the G2 identity (`accepted == delivered + spilled +
 //! lost + in_flight`, `in_flight == 0`, `lost == 0`) and counts what really
 //! arrived at the server.
 
 use std::collections::HashSet;
-use std::future::Future;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tidings_conformance::harness::{Harness, Task};
 use tidings_conformance::nats_probe::{stream_arrivals, Subscriber};
 use tidings_conformance::nats_server::{NatsServer, ServerOptions};
 use tidings_conformance::scenarios::assert_accounted;
 use tidings_core::nats::{Credentials, NatsConfig, Secret, SubjectSuffix};
 use tidings_core::testing::{Behavior, MemoryFallback, TestSink};
 use tidings_core::{
-    ConfigError, Ending, Receipt, Report, ReportId, Reporter, ReporterBuilder, RetryPolicy, Sink,
-    SinkErrorKind, SinkResult, Stats,
+    Ending, Receipt, Report, ReportId, Reporter, RetryPolicy, SinkErrorKind, SinkResult, Stats,
 };
-use tidings_tokio::{AsyncNatsSink, Guard, TokioRuntime};
+use tidings_tokio::AsyncNatsSink;
 use tokio::runtime::Runtime;
-
-// ----- the conformance suite on tokio ----------------------------------------
-
-/// A tokio runtime owned by the harness: multi-thread (2 workers) when
-/// `MULTI`, current-thread otherwise (driven only inside `block_on`, like a
-/// `#[tokio::main(flavor = "current_thread")]` program).
-pub struct Tokio<const MULTI: bool> {
-    rt: Option<Runtime>,
-    guards: Mutex<Vec<Guard>>,
-    runtimes: Mutex<Vec<TokioRuntime>>,
-    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-}
-
-impl<const MULTI: bool> Tokio<MULTI> {
-    fn rt(&self) -> &Runtime {
-        self.rt
-            .as_ref()
-            .expect("the runtime lives until drop_runtime")
-    }
-}
-
-impl<const MULTI: bool> Harness for Tokio<MULTI> {
-    const NAME: &'static str = if MULTI {
-        "tokio-multi-thread"
-    } else {
-        "tokio-current-thread"
-    };
-    const HAS_RUNTIME: bool = true;
-
-    fn new() -> Self {
-        Tokio {
-            rt: Some(runtime(MULTI)),
-            guards: Mutex::new(Vec::new()),
-            runtimes: Mutex::new(Vec::new()),
-            tasks: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn start(&self, builder: ReporterBuilder) -> Reporter {
-        let (reporter, guard) =
-            tidings_tokio::start_on(self.rt().handle().clone(), builder).expect("start on tokio");
-        self.runtimes.lock().unwrap().push(guard.runtime().clone());
-        self.guards.lock().unwrap().push(guard);
-        reporter
-    }
-
-    fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        self.rt().block_on(fut)
-    }
-
-    fn spawn(&self, task: Task) {
-        let handle = self.rt().spawn(task);
-        self.tasks.lock().unwrap().push(handle);
-    }
-
-    fn nats_sink(&self, config: NatsConfig) -> Result<Box<dyn Sink>, ConfigError> {
-        let sink = self.rt().block_on(AsyncNatsSink::connect(config))?;
-        Ok(Box::new(sink))
-    }
-
-    fn detach_guards(&self) {
-        for guard in self.guards.lock().unwrap().drain(..) {
-            guard.detach();
-        }
-    }
-
-    fn drop_runtime(mut self) {
-        self.detach_guards();
-        self.tasks.get_mut().unwrap().clear();
-        drop(self.rt.take());
-    }
-
-    fn live_tasks(&self) -> usize {
-        let tasks = self
-            .tasks
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|t| !t.is_finished())
-            .count();
-        let workers: usize = self
-            .runtimes
-            .lock()
-            .unwrap()
-            .iter()
-            .map(TokioRuntime::live_tasks)
-            .sum();
-        tasks + workers
-    }
-}
-
-impl<const MULTI: bool> Drop for Tokio<MULTI> {
-    fn drop(&mut self) {
-        // Shut down inside the runtime: a current-thread runtime runs the
-        // workers only while someone drives it.
-        let guards: Vec<Guard> = self.guards.get_mut().unwrap().drain(..).collect();
-        if let Some(rt) = &self.rt {
-            for guard in guards {
-                rt.block_on(guard.shutdown());
-            }
-        }
-    }
-}
-
-mod conformance_multi_thread {
-    tidings_conformance::conformance_tests!(super::Tokio<true>);
-}
-
-mod conformance_current_thread {
-    tidings_conformance::conformance_tests!(super::Tokio<false>);
-}
 
 // ----- helpers ----------------------------------------------------------------
 
