@@ -1,13 +1,13 @@
 //! The durable spool through its public API: round trips, restarts, segment
-//! deletion, the size bound, the directory lock (in this process and across
-//! processes), damage recovery, group commit, inspection and the Fallback
-//! impl. Every test uses its own temporary directory; nothing waits on time.
+//! deletion, the size bound, the directory lock (in this process; across
+//! processes in spool_lock.rs), damage recovery, group commit, inspection
+//! and the Fallback impl. Every test uses its own temporary directory;
+//! nothing waits on time.
 
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -252,68 +252,6 @@ fn a_second_open_in_the_same_process_is_refused_with_this_pid() {
     assert!(text.contains(&dir.path().display().to_string()), "{text}");
     drop(spool);
     Spool::open(config(dir.path())).unwrap();
-}
-
-const CHILD_ENV: &str = "TIDINGS_SPOOL_LOCK_CHILD_DIR";
-
-/// Not a test on its own: the child process of the next test. It opens the
-/// spool named by the environment, says so, and holds it until killed.
-#[test]
-fn lock_holding_child() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let (_spool, _) = Spool::open(config(Path::new(&dir))).unwrap();
-    let mut out = std::io::stdout();
-    out.write_all(b"\nlocked\n").unwrap();
-    out.flush().unwrap();
-    let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
-}
-
-#[test]
-fn another_process_is_refused_and_a_killed_owners_lock_is_taken_over() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "lock_holding_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line == "locked" => break,
-            Some(Ok(_)) => continue,
-            other => panic!("child ended before locking: {other:?}"),
-        }
-    }
-    let err = Spool::open(config(dir.path())).unwrap_err();
-    assert!(
-        matches!(err, SpoolError::Locked { pid: Some(pid), .. } if pid == child.id()),
-        "{err:?}"
-    );
-    assert_eq!(
-        Spool::inspect(dir.path()).unwrap().lock_pid,
-        Some(child.id())
-    );
-
-    // A crash (SIGKILL on Unix) leaves the lock file naming a dead process;
-    // the OS has released the lock, so the next open takes it over.
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let (_spool, _) = Spool::open(config(dir.path())).unwrap();
-    assert_eq!(
-        Spool::inspect(dir.path()).unwrap().lock_pid,
-        Some(std::process::id())
-    );
 }
 
 /// Writes `n` reports (one append each) and closes the spool; returns them

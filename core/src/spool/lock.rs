@@ -11,6 +11,11 @@
 //! [`Spool::open`](super::Spool::open) of the same directory in the *same*
 //! process is refused too (with this process's pid).
 //!
+//! A child process forked while the spool is open shares the lock until it
+//! execs (files are opened close-on-exec, so `std::process::Command` children
+//! let go at once); a reopen racing such a fork may briefly be refused with
+//! `Locked { pid: None }`.
+//!
 //! The file is never deleted: deleting it would let a waiting opener lock
 //! the unlinked inode while a third locks a fresh file.
 

@@ -1457,6 +1457,13 @@ mod tests {
     }
 
     #[test]
+    fn the_spool_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<Spool>();
+        send_sync::<SpoolError>();
+    }
+
+    #[test]
     fn a_full_disk_reaches_the_stats_and_the_partial_write_is_cut_back() {
         let dir = tempfile::tempdir().unwrap();
         let (spool, _) = open(dir.path(), SyncPolicy::None);
