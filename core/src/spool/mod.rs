@@ -303,7 +303,9 @@ impl SpoolConfig {
 #[non_exhaustive]
 pub struct Recovery {
     /// Live records (appended, never acknowledged), oldest first, with their
-    /// original record ids and reports. Replay these first.
+    /// original record ids and reports. Replay these first. (All of them
+    /// are in memory: up to `max_bytes` worth. [`Spool::pending_after`]
+    /// reads the same records page by page instead.)
     pub pending: Vec<(RecordId, Report)>,
     /// Damaged regions skipped: torn or corrupt records, garbage, damaged
     /// segment headers (each counts one).
