@@ -19,6 +19,7 @@ use event_listener::{Event, EventListener, Listener};
 
 use crate::report::{Report, ReportId};
 use crate::sink::{Ack, SinkError};
+use crate::spool::RecordId;
 use crate::sync::{lock, Arc, AtomicBool, AtomicU8, Mutex, Ordering};
 
 const PENDING: u8 = 0;
@@ -29,6 +30,8 @@ const LOST: u8 = 4;
 
 pub(crate) struct Entry {
     pub(crate) report: Report,
+    /// Its spool record when written ahead (see `durable`).
+    pub(crate) record: Option<RecordId>,
     state: AtomicU8,
     /// True while a [`Receipt`] for this entry is alive: only then is a
     /// detailed [`Outcome`] built (it costs allocations per report).
@@ -41,11 +44,18 @@ impl Entry {
     pub(crate) fn new(report: Report) -> Self {
         Entry {
             report,
+            record: None,
             state: AtomicU8::new(PENDING),
             watched: AtomicBool::new(true),
             outcome: Mutex::new(None),
             done: Event::new(),
         }
+    }
+
+    /// An entry whose report was written ahead to the spool as `record`.
+    pub(crate) fn with_record(mut self, record: Option<RecordId>) -> Self {
+        self.record = record;
+        self
     }
 
     /// An entry that belongs to no reporter (for [`crate::Batch::from_reports`]).

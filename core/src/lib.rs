@@ -112,6 +112,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod durable;
 mod entry;
 mod fallback;
 pub mod nats;
@@ -130,6 +131,7 @@ mod worker;
 mod loom_tests;
 
 pub use config::{ConfigError, Late, Overflow, RetryPolicy};
+pub use durable::{SpoolMode, SpoolSummary};
 pub use entry::{Outcome, Receipt, SinkOutcome, SinkResult, SpillReason, Status};
 pub use fallback::{Fallback, FallbackError, JsonLinesFile, JsonLinesSink, Stderr, STDERR_PREFIX};
 pub use report::{

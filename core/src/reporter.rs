@@ -7,8 +7,10 @@ use event_listener::Listener;
 use futures::future::{self, Either};
 
 use crate::config::{Config, ConfigError, Late, Overflow, RetryPolicy};
+use crate::durable::{Durable, SpoolMode};
 use crate::entry::{Entry, Receipt, SpillReason};
 use crate::fallback::{Fallback, FallbackError, JsonLinesSink, Stderr};
+use crate::spool::{RecordId, SpoolConfig, SpoolError};
 
 /// Where reports go when no sink is configured (relative to the current
 /// directory).
@@ -119,6 +121,8 @@ pub enum BuildError {
     Spawn(SpawnError),
     /// A file (the default reports file) could not be opened.
     File(FallbackError),
+    /// The spool could not be opened (e.g. another process holds it).
+    Spool(SpoolError),
 }
 
 impl fmt::Display for BuildError {
@@ -127,6 +131,7 @@ impl fmt::Display for BuildError {
             BuildError::Config(e) => fmt::Display::fmt(e, f),
             BuildError::Spawn(e) => fmt::Display::fmt(e, f),
             BuildError::File(e) => fmt::Display::fmt(e, f),
+            BuildError::Spool(e) => fmt::Display::fmt(e, f),
         }
     }
 }
@@ -137,6 +142,7 @@ impl std::error::Error for BuildError {
             BuildError::Config(e) => Some(e),
             BuildError::Spawn(e) => Some(e),
             BuildError::File(e) => Some(e),
+            BuildError::Spool(e) => Some(e),
         }
     }
 }
@@ -161,6 +167,7 @@ pub struct ReporterBuilder {
     config: Config,
     sinks: Vec<Box<dyn Sink>>,
     fallback: Option<Box<dyn Fallback>>,
+    spool: Option<(SpoolConfig, SpoolMode)>,
 }
 
 impl fmt::Debug for ReporterBuilder {
@@ -279,6 +286,16 @@ impl ReporterBuilder {
         self
     }
 
+    /// Adds a durable spool (see [`crate::spool`] for the format and what
+    /// each sync policy survives, and [`SpoolMode`] for the modes). It comes
+    /// first in the fallback chain; what it holds is replayed to the sinks
+    /// when they work again and on the next start. Opening fails at
+    /// [`build`](Self::build) if another process holds the directory.
+    pub fn spool(mut self, config: SpoolConfig, mode: SpoolMode) -> Self {
+        self.spool = Some((config, mode));
+        self
+    }
+
     /// The configured default shutdown deadline.
     pub fn configured_shutdown_deadline(&self) -> Duration {
         self.config.shutdown_deadline
@@ -321,8 +338,18 @@ impl ReporterBuilder {
             let file = JsonLinesSink::open(DEFAULT_REPORTS_FILE).map_err(BuildError::File)?;
             self.sinks.push(Box::new(file));
         }
+        let durable = match self.spool {
+            Some((config, mode)) => Some(Durable::open(config, mode).map_err(BuildError::Spool)?),
+            None => None,
+        };
         let fallback = self.fallback.unwrap_or_else(|| Box::new(Stderr));
-        let shared = Arc::new(Shared::new(self.config, self.sinks, fallback, runtime));
+        let shared = Arc::new(Shared::new(
+            self.config,
+            self.sinks,
+            fallback,
+            durable,
+            runtime,
+        ));
         let worker = crate::worker::run(shared.clone());
         if let Err(e) = shared.runtime.spawn(Box::pin(worker)) {
             // The worker future was dropped unstarted: nothing was accepted.
@@ -370,7 +397,8 @@ impl Reporter {
         if shared.phase() != Phase::Running {
             return self.late(report);
         }
-        let entry = Arc::new(Entry::new(report));
+        let record = self.write_ahead(&report);
+        let entry = Arc::new(Entry::new(report).with_record(record));
         let p = &shared.counters.producer;
         // Count it in flight before anyone else can see it: never underflows.
         p.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -381,7 +409,7 @@ impl Reporter {
             }
             Sent::Closed => {
                 p.in_flight.fetch_sub(1, Ordering::AcqRel);
-                self.late(unwrap_report(entry))
+                self.late_entry(entry)
             }
             Sent::Full => {
                 inc(&p.overflowed);
@@ -393,7 +421,7 @@ impl Reporter {
                     }
                     Overflow::Reject => {
                         p.in_flight.fetch_sub(1, Ordering::AcqRel);
-                        self.refuse(unwrap_report(entry), RefusedReason::Full)
+                        self.refuse_entry(entry, RefusedReason::Full)
                     }
                     Overflow::Block { timeout } => {
                         inc(&p.blocked);
@@ -421,7 +449,7 @@ impl Reporter {
                 }
                 Sent::Closed => {
                     p.in_flight.fetch_sub(1, Ordering::AcqRel);
-                    return self.late(unwrap_report(entry));
+                    return self.late_entry(entry);
                 }
                 Sent::Full => {
                     let woke = match deadline {
@@ -438,7 +466,7 @@ impl Reporter {
                             return Ok(Receipt::new(entry));
                         }
                         p.in_flight.fetch_sub(1, Ordering::AcqRel);
-                        return self.refuse(unwrap_report(entry), RefusedReason::Timeout);
+                        return self.refuse_entry(entry, RefusedReason::Timeout);
                     }
                 }
             }
@@ -457,7 +485,8 @@ impl Reporter {
         if shared.phase() != Phase::Running {
             return self.late(report);
         }
-        let entry = Arc::new(Entry::new(report));
+        let record = self.write_ahead(&report);
+        let entry = Arc::new(Entry::new(report).with_record(record));
         let p = &shared.counters.producer;
         p.in_flight.fetch_add(1, Ordering::AcqRel);
         let mut sleep = shared.runtime.sleep(timeout);
@@ -471,7 +500,7 @@ impl Reporter {
                 }
                 Sent::Closed => {
                     p.in_flight.fetch_sub(1, Ordering::AcqRel);
-                    return self.late(unwrap_report(entry));
+                    return self.late_entry(entry);
                 }
                 Sent::Full => {
                     if !waited {
@@ -487,7 +516,7 @@ impl Reporter {
                                 return Ok(Receipt::new(entry));
                             }
                             p.in_flight.fetch_sub(1, Ordering::AcqRel);
-                            return self.refuse(unwrap_report(entry), RefusedReason::Timeout);
+                            return self.refuse_entry(entry, RefusedReason::Timeout);
                         }
                     }
                 }
@@ -495,13 +524,37 @@ impl Reporter {
         }
     }
 
+    /// Writes `report` ahead to the spool in write-ahead mode. A refusal
+    /// (full, disk full) is logged and counted by the spool; the report goes
+    /// on without a record rather than being refused.
+    fn write_ahead(&self, report: &Report) -> Option<RecordId> {
+        let d = self.shared().durable.as_ref()?;
+        if d.mode != SpoolMode::WriteAhead {
+            return None;
+        }
+        match d.write_ahead(report) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                self.shared().log(format_args!(
+                    "write-ahead to the spool failed; report {} continues without it: {e}",
+                    report.id
+                ));
+                None
+            }
+        }
+    }
+
     fn late(&self, report: Report) -> Result<Receipt, Refused> {
+        self.late_entry(Arc::new(Entry::new(report)))
+    }
+
+    /// A report arriving once shutdown has begun: the late policy.
+    fn late_entry(&self, entry: Arc<Entry>) -> Result<Receipt, Refused> {
         let shared = self.shared();
         inc(&shared.counters.producer.late);
         match shared.config.late {
-            Late::Refuse => self.refuse(report, RefusedReason::Closed),
+            Late::Refuse => self.refuse_entry(entry, RefusedReason::Closed),
             Late::Spill => {
-                let entry = Arc::new(Entry::new(report));
                 let p = &shared.counters.producer;
                 p.in_flight.fetch_add(1, Ordering::AcqRel);
                 inc(&p.accepted);
@@ -509,6 +562,15 @@ impl Reporter {
                 Ok(Receipt::new(entry))
             }
         }
+    }
+
+    /// Refuses a report that may have been written ahead: its record is
+    /// acknowledged, since the caller got the report back.
+    fn refuse_entry(&self, entry: Arc<Entry>, reason: RefusedReason) -> Result<Receipt, Refused> {
+        if let (Some(record), Some(d)) = (entry.record, self.shared().durable.as_ref()) {
+            d.ack(&[record]);
+        }
+        self.refuse(unwrap_report(entry), reason)
     }
 
     fn refuse(&self, report: Report, reason: RefusedReason) -> Result<Receipt, Refused> {

@@ -24,6 +24,7 @@ use async_channel::{Receiver, Sender};
 use event_listener::Event;
 
 use crate::config::Config;
+use crate::durable::Durable;
 use crate::entry::{Entry, Outcome, SinkOutcome, SpillReason, Status, StatusKind};
 use crate::fallback::{Fallback, Stderr};
 use crate::report::Report;
@@ -69,6 +70,9 @@ pub(crate) struct Shared {
     next_batch: AtomicU64,
     pub(crate) sinks: Vec<SinkState>,
     fallback: Box<dyn Fallback>,
+    /// The spool, when configured: first in the fallback chain, and the
+    /// write-ahead log in `WriteAhead` mode.
+    pub(crate) durable: Option<Durable>,
     pub(crate) runtime: std::sync::Arc<dyn Runtime>,
     summary: OnceLock<ShutdownSummary>,
     closing: Mutex<()>,
@@ -93,6 +97,7 @@ impl Shared {
         config: Config,
         sinks: Vec<Box<dyn Sink>>,
         fallback: Box<dyn Fallback>,
+        durable: Option<Durable>,
         runtime: std::sync::Arc<dyn Runtime>,
     ) -> Self {
         let (tx, rx) = async_channel::bounded(config.capacity);
@@ -109,6 +114,7 @@ impl Shared {
             next_batch: AtomicU64::new(0),
             sinks: sinks.into_iter().map(SinkState::new).collect(),
             fallback,
+            durable,
             runtime,
             summary: OnceLock::new(),
             closing: Mutex::new(()),
@@ -137,7 +143,12 @@ impl Shared {
 
     pub(crate) fn stats(&self) -> Stats {
         let sinks = self.sinks.iter().map(SinkState::stats).collect();
-        self.counters.snapshot(sinks, self.fallback.location())
+        let location = match &self.durable {
+            Some(d) => d.location(),
+            None => self.fallback.location(),
+        };
+        self.counters
+            .snapshot(sinks, location, self.durable.as_ref().map(Durable::summary))
     }
 
     pub(crate) fn fill_source(&self, report: &mut Report) {
@@ -238,6 +249,11 @@ impl Shared {
             inc(&self.counters.settled.fallback_errors);
             self.log(format_args!("flushing the fallback failed: {e}"));
         }
+        if let Some(d) = &self.durable {
+            if let Err(e) = d.spool.flush() {
+                self.log(format_args!("flushing the spool failed: {e}"));
+            }
+        }
         let now = self.runtime.now();
         let drain = *lock(&self.drain);
         let summary = ShutdownSummary {
@@ -331,19 +347,22 @@ impl Shared {
             return 0;
         }
         let reports: Vec<&Report> = claimed.iter().map(|&i| &entries[i].report).collect();
-        let (kind, to) = match self.fallback.spill(&reports) {
-            Ok(()) => (StatusKind::Spilled, self.fallback.location()),
-            Err(e) => {
-                inc(&self.counters.settled.fallback_errors);
-                self.log(format_args!(
-                    "fallback failed for {} report(s), writing them to stderr: {e}",
-                    reports.len()
-                ));
-                match Stderr.spill(&reports) {
-                    Ok(()) => (StatusKind::Spilled, Stderr.location()),
-                    Err(e2) => (StatusKind::Lost, format!("{e}; then {e2}")),
+        let spooled = self.durable.as_ref().and_then(|d| {
+            let claimed_entries: Vec<&Entry> = claimed.iter().map(|&i| entries[i]).collect();
+            match d.spill(&claimed_entries) {
+                Ok(()) => Some(d.location()),
+                Err(e) => {
+                    self.log(format_args!(
+                        "the spool refused {} report(s), using the next fallback: {e}",
+                        reports.len()
+                    ));
+                    None
                 }
             }
+        });
+        let (kind, to) = match spooled {
+            Some(to) => (StatusKind::Spilled, to),
+            None => self.spill_to_fallback(&reports),
         };
         if kind == StatusKind::Lost {
             // G1: lost is counted *and* said out loud, as best we can.
@@ -383,6 +402,27 @@ impl Shared {
             .in_flight
             .fetch_sub(n, Ordering::AcqRel);
         claimed.len()
+    }
+}
+
+impl Shared {
+    /// The configured fallback, then stderr: where a report goes when the
+    /// spool is absent or refused it. Lost only if both fail.
+    fn spill_to_fallback(&self, reports: &[&Report]) -> (StatusKind, String) {
+        match self.fallback.spill(reports) {
+            Ok(()) => (StatusKind::Spilled, self.fallback.location()),
+            Err(e) => {
+                inc(&self.counters.settled.fallback_errors);
+                self.log(format_args!(
+                    "fallback failed for {} report(s), writing them to stderr: {e}",
+                    reports.len()
+                ));
+                match Stderr.spill(reports) {
+                    Ok(()) => (StatusKind::Spilled, Stderr.location()),
+                    Err(e2) => (StatusKind::Lost, format!("{e}; then {e2}")),
+                }
+            }
+        }
     }
 }
 
@@ -496,6 +536,10 @@ impl SinkState {
             h.next_probe = None;
             if self.down.swap(false, Ordering::AcqRel) {
                 shared.log(format_args!("sink '{}' recovered", self.name));
+                // What was spooled while it was down can go now.
+                if let Some(d) = &shared.durable {
+                    d.mark_dirty();
+                }
             }
         }
     }

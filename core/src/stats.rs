@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::durable::SpoolSummary;
 use crate::sync::{AtomicU64, Ordering};
 
 /// Live counters. Producer-side and worker-side counters sit on separate
@@ -64,7 +65,12 @@ fn get(c: &AtomicU64) -> u64 {
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self, sinks: Vec<SinkStats>, spill_location: String) -> Stats {
+    pub(crate) fn snapshot(
+        &self,
+        sinks: Vec<SinkStats>,
+        spill_location: String,
+        spool: Option<SpoolSummary>,
+    ) -> Stats {
         let p = &self.producer;
         let s = &self.settled;
         // Settled counters first, in_flight last: a report settling between
@@ -91,6 +97,7 @@ impl Counters {
             fallback_errors: get(&s.fallback_errors),
             spill_location,
             sinks,
+            spool,
         }
     }
 }
@@ -134,6 +141,8 @@ pub struct Stats {
     pub spill_location: String,
     /// Per-sink state.
     pub sinks: Vec<SinkStats>,
+    /// The spool, when one is configured.
+    pub spool: Option<SpoolSummary>,
 }
 
 impl Stats {
@@ -211,6 +220,25 @@ impl fmt::Display for ShutdownSummary {
         )?;
         if s.spilled > 0 {
             writeln!(f, "spilled reports are in: {}", s.spill_location)?;
+        }
+        if let Some(spool) = &s.spool {
+            writeln!(
+                f,
+                "spool {}: pending {}, replayed {}, appended {}, recovered at start {}{}",
+                spool.dir,
+                spool.pending,
+                spool.replayed,
+                spool.appended,
+                spool.recovered,
+                if spool.corrupt_skipped > 0 {
+                    format!(", damaged records skipped {}", spool.corrupt_skipped)
+                } else {
+                    String::new()
+                }
+            )?;
+            if let Some(e) = &spool.last_error {
+                writeln!(f, "spool last error: {e}")?;
+            }
         }
         for sink in &s.sinks {
             write!(

@@ -589,13 +589,17 @@ impl Drop for ManualRuntime {
     fn drop(&mut self) {
         // Take the task futures out under the lock, drop them outside it:
         // their destructors spill and may touch this runtime's timers.
-        let tasks: Vec<Arc<Task>> = {
+        let (tasks, ready, wakers) = {
             let mut st = lock(&self.inner.state);
             st.shut_down = true;
-            st.ready.clear();
-            st.timer_wakers.clear();
-            st.live_tasks.iter().filter_map(Weak::upgrade).collect()
+            let tasks: Vec<Arc<Task>> = st.live_tasks.iter().filter_map(Weak::upgrade).collect();
+            (
+                tasks,
+                std::mem::take(&mut st.ready),
+                std::mem::take(&mut st.timer_wakers),
+            )
         };
+        drop((ready, wakers));
         for t in tasks {
             let f = lock(&t.future).take();
             drop(f);

@@ -40,6 +40,8 @@ type BatchTask = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 enum Step {
     Batch(Arc<Entry>),
+    /// A batch or a replay pass finished.
+    Tick,
     Draining,
     Deadline,
     Drained,
@@ -74,9 +76,12 @@ async fn work(shared: Arc<Shared>, guard: WorkerGuard) {
     let mut running: FuturesUnordered<BatchTask> = FuturesUnordered::new();
     let mut phase_listener: Option<EventListener> = None;
     let mut deadline_timer: Option<BoxSleep> = None;
+    let mut replay: Option<BatchTask> = None;
     let mut queue_done = false;
     let max_running = shared.config.max_concurrent_batches;
 
+    // Whatever an earlier run left in the spool goes first.
+    maybe_start_replay(&shared, &mut replay);
     let ending = loop {
         let step = future::poll_fn(|cx| {
             if let Some(timer) = deadline_timer.as_mut() {
@@ -84,7 +89,16 @@ async fn work(shared: Arc<Shared>, guard: WorkerGuard) {
                     return Poll::Ready(Step::Deadline);
                 }
             }
-            while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
+            let mut ticked = false;
+            while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {
+                ticked = true;
+            }
+            if let Some(pass) = replay.as_mut() {
+                if pass.as_mut().poll(cx).is_ready() {
+                    replay = None;
+                    ticked = true;
+                }
+            }
             loop {
                 match shared.phase() {
                     Phase::Closed => return Poll::Ready(Step::ClosedElsewhere),
@@ -116,6 +130,9 @@ async fn work(shared: Arc<Shared>, guard: WorkerGuard) {
             if queue_done && running.is_empty() {
                 return Poll::Ready(Step::Drained);
             }
+            if ticked {
+                return Poll::Ready(Step::Tick);
+            }
             Poll::Pending
         })
         .await;
@@ -126,6 +143,7 @@ async fn work(shared: Arc<Shared>, guard: WorkerGuard) {
                     running.push(task);
                 }
             }
+            Step::Tick => {}
             Step::Draining => {
                 let deadline = shared
                     .drain_deadline()
@@ -146,7 +164,10 @@ async fn work(shared: Arc<Shared>, guard: WorkerGuard) {
                 break Ending::Forced;
             }
         }
+        maybe_start_replay(&shared, &mut replay);
     };
+    // Records a replay did not get to stay in the spool for the next run.
+    drop(replay);
     drop(recv);
     close_sinks(&shared).await;
     if ending != Ending::Forced {
@@ -194,15 +215,22 @@ async fn deliver_batch(shared: Arc<Shared>, in_flight: InFlightBatch) {
             .collect()
     };
     let mut failed = Vec::new();
+    let mut delivered_records = Vec::new();
     for (i, entry) in batch.entries.iter().enumerate() {
         let all_took_it = per_sink
             .iter()
             .all(|results| matches!(results[i], SinkResult::Delivered(_)));
         if all_took_it {
-            shared.settle_delivered(entry, || outcomes(i));
+            if shared.settle_delivered(entry, || outcomes(i)) {
+                delivered_records.extend(entry.record);
+            }
         } else {
             failed.push(i);
         }
+    }
+    // Written ahead and now delivered: the spool may let them go.
+    if let Some(d) = &shared.durable {
+        d.ack(&delivered_records);
     }
     if !failed.is_empty() {
         let only_skipped = failed.iter().all(|&i| {
@@ -385,5 +413,79 @@ async fn close_sinks(shared: &Shared) {
     let closing = pin!(closing);
     if let Either::Right(_) = future::select(closing, shared.runtime.sleep_until(bound)).await {
         shared.log(format_args!("closing the sinks took too long; abandoned"));
+    }
+}
+
+/// Starts a replay pass of the spool when there may be something to replay,
+/// none is running and intake is open. A pass that fails waits out the
+/// probe interval before it ends, so while a sink stays down passes double
+/// as its periodic probe — spooled reports go out once it is back even if
+/// nothing new is reported.
+fn maybe_start_replay(shared: &Arc<Shared>, replay: &mut Option<BatchTask>) {
+    let Some(durable) = &shared.durable else {
+        return;
+    };
+    if replay.is_some() || shared.phase() != Phase::Running || !durable.take_dirty() {
+        return;
+    }
+    let shared = shared.clone();
+    *replay = Some(Box::pin(async move {
+        if !replay_pass(&shared).await {
+            // Try again; the records stay in the spool meanwhile.
+            if let Some(d) = &shared.durable {
+                d.mark_dirty();
+            }
+        }
+    }));
+}
+
+/// Sends what the spool holds for replay to the sinks, oldest first, in
+/// batches; acknowledges what every sink took. Returns false at the first
+/// batch with a failure (the rest waits for a later pass).
+async fn replay_pass(shared: &Shared) -> bool {
+    let Some(durable) = &shared.durable else {
+        return true;
+    };
+    let mut cursor = None;
+    loop {
+        let chunk = durable.spool.pending_after(cursor, shared.config.max_batch);
+        let Some(&(last, _)) = chunk.last() else {
+            return true;
+        };
+        cursor = Some(last);
+        let (records, reports): (Vec<_>, Vec<_>) = chunk
+            .into_iter()
+            .filter(|(id, _)| durable.is_replayable(*id))
+            .unzip();
+        if reports.is_empty() {
+            continue;
+        }
+        let batch = Batch::from_reports(reports);
+        let per_sink: Vec<Vec<SinkResult>> = future::join_all(
+            shared
+                .sinks
+                .iter()
+                .map(|sink| deliver_to_sink(shared, sink, &batch)),
+        )
+        .await;
+        let delivered: Vec<_> = records
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                per_sink
+                    .iter()
+                    .all(|results| matches!(results[*i], SinkResult::Delivered(_)))
+            })
+            .map(|(_, id)| *id)
+            .collect();
+        durable.ack(&delivered);
+        durable.count_replayed(delivered.len() as u64);
+        if delivered.len() < records.len() {
+            shared
+                .runtime
+                .sleep(shared.config.retry.probe_interval)
+                .await;
+            return false;
+        }
     }
 }

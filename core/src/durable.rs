@@ -1,0 +1,316 @@
+//! The spool wired into the reporter: write-ahead, spill, acknowledge,
+//! replay.
+//!
+//! * [`SpoolMode::OnSpill`] — the spool is the first fallback: what the
+//!   sinks could not take is appended to it (instead of a JSON-lines file),
+//!   and replayed to the sinks when they work again — while running, and on
+//!   the next start.
+//! * [`SpoolMode::WriteAhead`] — every report is in the spool before
+//!   `report()` returns; its record is acknowledged (and eventually deleted)
+//!   only when every sink took the report. A report that is spilled simply
+//!   stays in the spool. After a crash (even SIGKILL), the next start replays
+//!   every record that was not acknowledged, with its original id, so
+//!   JetStream's `Nats-Msg-Id` deduplication makes the replay
+//!   effectively-once.
+//!
+//! Which records a replay may send: in `OnSpill` mode every live record (it
+//! got there by being spilled); in `WriteAhead` mode records from earlier
+//! runs, and records of this run whose report was spilled — never a record
+//! whose report is still on its way through the queue, which would only be
+//! sent twice.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::entry::Entry;
+use crate::report::Report;
+use crate::spool::{RecordId, Spool, SpoolConfig, SpoolError};
+use crate::sync::{lock, AtomicBool, AtomicU64, Mutex, Ordering};
+
+/// How the reporter uses its spool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpoolMode {
+    /// The spool takes what the sinks could not (the first fallback), and
+    /// gives it back to them when they work again.
+    OnSpill,
+    /// Every report is written to the spool before `report()` returns, and
+    /// leaves it only once delivered. Survives a crash of the process (and,
+    /// with [`SyncPolicy::Always`](crate::spool::SyncPolicy::Always), of the
+    /// machine).
+    WriteAhead,
+}
+
+/// The spool's part of [`Stats`](crate::Stats).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SpoolSummary {
+    /// The spool directory.
+    pub dir: String,
+    /// `on_spill` or `write_ahead`.
+    pub mode: Option<SpoolMode>,
+    /// Records appended by this process.
+    pub appended: u64,
+    /// Records delivered from the spool by a replay (this run's spills and
+    /// earlier runs' leftovers).
+    pub replayed: u64,
+    /// Records still waiting in the spool.
+    pub pending: u64,
+    /// Records found waiting when the spool was opened.
+    pub recovered: u64,
+    /// Damaged records skipped (at open or later), never fatal.
+    pub corrupt_skipped: u64,
+    /// Appends refused because the spool reached its size bound.
+    pub full_refusals: u64,
+    /// Operations that failed on a full disk.
+    pub disk_full_errors: u64,
+    /// The last spool error, if any.
+    pub last_error: Option<String>,
+}
+
+pub(crate) struct Durable {
+    pub(crate) spool: Spool,
+    pub(crate) mode: SpoolMode,
+    /// Records with an id below this predate this run: all replayable.
+    boundary: u64,
+    /// This run's records whose report was spilled (write-ahead mode):
+    /// replayable. Ranges, so an outage's long runs of ids stay small.
+    released: Mutex<RangeSet>,
+    /// Something may be waiting for a replay.
+    dirty: AtomicBool,
+    replayed: AtomicU64,
+    recovered: u64,
+    /// Write-ahead appends that failed (the report went on without a record).
+    write_ahead_failures: AtomicU64,
+}
+
+impl Durable {
+    pub(crate) fn open(config: SpoolConfig, mode: SpoolMode) -> Result<Durable, SpoolError> {
+        let (spool, recovery) = Spool::open(config)?;
+        let recovered = recovery.pending.len() as u64;
+        let boundary = recovery.pending.last().map_or(0, |(id, _)| id.get() + 1);
+        // The reports themselves are read back in chunks when replayed;
+        // recovery's copy is not kept (bounded memory after a long outage).
+        drop(recovery);
+        Ok(Durable {
+            spool,
+            mode,
+            boundary,
+            released: Mutex::new(RangeSet::default()),
+            dirty: AtomicBool::new(recovered > 0),
+            replayed: AtomicU64::new(0),
+            recovered,
+            write_ahead_failures: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn location(&self) -> String {
+        format!("spool {}", self.spool.dir().display())
+    }
+
+    /// Write-ahead: the record for `report`, or `None` (logged, counted)
+    /// when the spool refuses — the report then goes on without one.
+    pub(crate) fn write_ahead(&self, report: &Report) -> Result<RecordId, SpoolError> {
+        match self.spool.append(&[report]) {
+            Ok(ids) => ids.first().copied().ok_or_else(|| SpoolError::Io {
+                path: self.spool.dir().to_path_buf(),
+                op: "append",
+                source: std::io::Error::other("append returned no record id"),
+            }),
+            Err(e) => {
+                self.write_ahead_failures.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Puts spilled entries in the spool: entries that already have a
+    /// record (write-ahead) are released for replay; the others are
+    /// appended. On error nothing was stored for the appended ones.
+    pub(crate) fn spill(&self, entries: &[&Entry]) -> Result<(), SpoolError> {
+        let to_append: Vec<&Report> = entries
+            .iter()
+            .filter(|e| e.record.is_none())
+            .map(|e| &e.report)
+            .collect();
+        let appended = if to_append.is_empty() {
+            Vec::new()
+        } else {
+            self.spool.append(&to_append)?
+        };
+        if self.mode == SpoolMode::WriteAhead {
+            let mut released = lock(&self.released);
+            for e in entries {
+                if let Some(id) = e.record {
+                    released.insert(id.get());
+                }
+            }
+            for id in &appended {
+                released.insert(id.get());
+            }
+        }
+        self.dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Acknowledges delivered (or handed back) records. A failure only
+    /// means they may be replayed once more (deduplicated by report id).
+    pub(crate) fn ack(&self, ids: &[RecordId]) {
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(e) = self.spool.ack(ids) {
+            eprintln!(
+                "tidings: acknowledging {} spool record(s) failed (they may be sent again): {e}",
+                ids.len()
+            );
+        }
+        if self.mode == SpoolMode::WriteAhead {
+            let mut released = lock(&self.released);
+            for id in ids {
+                released.remove(id.get());
+            }
+        }
+    }
+
+    pub(crate) fn is_replayable(&self, id: RecordId) -> bool {
+        match self.mode {
+            SpoolMode::OnSpill => true,
+            SpoolMode::WriteAhead => {
+                id.get() < self.boundary || lock(&self.released).contains(id.get())
+            }
+        }
+    }
+
+    /// Takes the "something to replay" flag.
+    pub(crate) fn take_dirty(&self) -> bool {
+        self.dirty.swap(false, Ordering::AcqRel)
+    }
+
+    pub(crate) fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn count_replayed(&self, n: u64) {
+        self.replayed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn summary(&self) -> SpoolSummary {
+        let s = self.spool.stats();
+        SpoolSummary {
+            dir: self.spool.dir().display().to_string(),
+            mode: Some(self.mode),
+            appended: s.appended,
+            replayed: self.replayed.load(Ordering::Relaxed),
+            pending: s.live_records,
+            recovered: self.recovered,
+            corrupt_skipped: s.corrupt_skipped,
+            full_refusals: s.full_refusals,
+            disk_full_errors: s.disk_full_errors,
+            last_error: s.last_error,
+        }
+    }
+}
+
+impl fmt::Debug for Durable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Durable")
+            .field("dir", &self.spool.dir())
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+/// A set of u64 kept as disjoint inclusive ranges.
+#[derive(Default, Debug)]
+pub(crate) struct RangeSet {
+    /// start → end (inclusive); ranges neither overlap nor touch.
+    ranges: BTreeMap<u64, u64>,
+}
+
+impl RangeSet {
+    pub(crate) fn contains(&self, x: u64) -> bool {
+        self.ranges
+            .range(..=x)
+            .next_back()
+            .is_some_and(|(_, &end)| x <= end)
+    }
+
+    pub(crate) fn insert(&mut self, x: u64) {
+        if self.contains(x) {
+            return;
+        }
+        let mut start = x;
+        let mut end = x;
+        if let Some((&s, &e)) = self.ranges.range(..x).next_back() {
+            if e + 1 == x {
+                start = s;
+                self.ranges.remove(&s);
+            }
+        }
+        if let Some(next) = x.checked_add(1) {
+            if let Some(e) = self.ranges.remove(&next) {
+                end = e;
+            }
+        }
+        self.ranges.insert(start, end);
+    }
+
+    pub(crate) fn remove(&mut self, x: u64) {
+        let Some((&s, &e)) = self.ranges.range(..=x).next_back() else {
+            return;
+        };
+        if x > e {
+            return;
+        }
+        self.ranges.remove(&s);
+        if s < x {
+            self.ranges.insert(s, x - 1);
+        }
+        if x < e {
+            self.ranges.insert(x + 1, e);
+        }
+    }
+
+    #[cfg(test)]
+    fn len_ranges(&self) -> usize {
+        self.ranges.len()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::RangeSet;
+
+    #[test]
+    fn range_set_merges_and_splits() {
+        let mut s = RangeSet::default();
+        for x in [5, 3, 4, 10, 6, 11, 1] {
+            s.insert(x);
+        }
+        assert_eq!(s.len_ranges(), 3); // 1, 3..=6, 10..=11
+        for x in [1, 3, 4, 5, 6, 10, 11] {
+            assert!(s.contains(x), "{x}");
+        }
+        for x in [0, 2, 7, 9, 12] {
+            assert!(!s.contains(x), "{x}");
+        }
+        s.remove(4);
+        assert!(!s.contains(4) && s.contains(3) && s.contains(5));
+        s.remove(1);
+        s.remove(3);
+        s.remove(100);
+        assert!(!s.contains(1) && !s.contains(3));
+        s.insert(4);
+        s.insert(3);
+        assert_eq!(s.len_ranges(), 2); // 3..=6, 10..=11
+        let mut big = RangeSet::default();
+        for x in 0..1_000_000u64 {
+            big.insert(x);
+        }
+        assert_eq!(big.len_ranges(), 1);
+        big.insert(u64::MAX);
+        assert!(big.contains(u64::MAX));
+    }
+}

@@ -1,0 +1,227 @@
+//! The spool wired into the reporter: spill to it, replay from it, write
+//! ahead to it, survive a teardown through it. On virtual time.
+
+use std::time::Duration;
+
+use tidings_core::spool::{SpoolConfig, SyncPolicy};
+use tidings_core::testing::{Behavior, ManualRuntime, MemoryFallback, TestSink};
+use tidings_core::{
+    BuildError, Overflow, RefusedReason, Report, ReportId, Reporter, RetryPolicy, SinkErrorKind,
+    SpoolMode, Stats,
+};
+
+fn retry() -> RetryPolicy {
+    RetryPolicy {
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(100),
+        max_attempts: 3,
+        attempt_timeout: Duration::from_secs(5),
+        down_after: Duration::from_millis(50),
+        probe_interval: Duration::from_millis(200),
+    }
+}
+
+fn spool(dir: &tempfile::TempDir) -> SpoolConfig {
+    SpoolConfig {
+        sync: SyncPolicy::None,
+        ..SpoolConfig::new(dir.path().join("spool"))
+    }
+}
+
+#[track_caller]
+fn assert_accounted(stats: &Stats) {
+    assert!(stats.is_balanced(), "{stats:?}");
+    assert_eq!(stats.in_flight, 0);
+    assert_eq!(stats.lost, 0);
+}
+
+fn sorted(mut ids: Vec<ReportId>) -> Vec<ReportId> {
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+#[test]
+fn on_spill_spools_what_fails_and_replays_it_when_the_sink_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = ManualRuntime::new();
+    let (sink, control) = TestSink::new("mem");
+    control.set_behavior(Behavior::Fail(SinkErrorKind::Unavailable));
+    let fallback = MemoryFallback::new();
+    let reporter = Reporter::builder()
+        .sink(sink)
+        .fallback(fallback.clone())
+        .retry(retry())
+        .spool(spool(&dir), SpoolMode::OnSpill)
+        .log_to_stderr(false)
+        .build(rt.handle())
+        .unwrap();
+    let ids: Vec<ReportId> = (0..20)
+        .map(|i| {
+            let receipt = reporter
+                .report(Report::error("down", i.to_string()))
+                .unwrap();
+            let id = receipt.id();
+            assert!(rt.block_on(receipt).is_spilled());
+            id
+        })
+        .collect();
+    let stats = reporter.stats();
+    let spool_stats = stats.spool.clone().unwrap();
+    assert_eq!(spool_stats.pending, 20, "{spool_stats:?}");
+    assert!(fallback.reports().is_empty(), "the spool comes first");
+    assert!(stats.spill_location.contains("spool"));
+
+    // The sink comes back; nothing new is reported, yet the replay (which
+    // doubles as the probe) delivers everything.
+    control.set_behavior(Behavior::Deliver);
+    rt.block_on(control.delivered_at_least(20));
+    let summary = rt.block_on(reporter.shutdown(Duration::from_secs(5)));
+    assert_accounted(&summary.stats);
+    let spool_stats = summary.stats.spool.unwrap();
+    assert_eq!((spool_stats.pending, spool_stats.replayed), (0, 20));
+    // Spilled, then replayed: the report's outcome stays "spilled".
+    assert_eq!(summary.stats.spilled, 20);
+    assert_eq!(sorted(control.delivered_ids()), sorted(ids));
+}
+
+#[test]
+fn write_ahead_survives_a_teardown_and_the_next_run_replays_with_the_same_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<ReportId>;
+    {
+        let rt = ManualRuntime::new();
+        let (sink, control) = TestSink::new("mem");
+        control.close_gate();
+        let reporter = Reporter::builder()
+            .sink(sink)
+            .fallback(MemoryFallback::new())
+            .retry(retry())
+            .spool(spool(&dir), SpoolMode::WriteAhead)
+            .log_to_stderr(false)
+            .build(rt.handle())
+            .unwrap();
+        ids = (0..100)
+            .map(|i| {
+                reporter
+                    .report(Report::error("wal", i.to_string()))
+                    .unwrap()
+                    .id()
+            })
+            .collect();
+        assert_eq!(reporter.stats().spool.unwrap().pending, 100);
+        let observer = reporter.observer();
+        // The runtime goes away without a shutdown: every report is spilled,
+        // and "spilled" here means: still in the spool.
+        drop(rt);
+        let stats = observer.stats();
+        assert_accounted(&stats);
+        assert_eq!(stats.spilled, 100);
+        assert_eq!(stats.spool.unwrap().pending, 100);
+        drop(reporter);
+    }
+    // The next run on the same spool replays them first, same ids.
+    let rt = ManualRuntime::new();
+    let (sink, control) = TestSink::new("mem");
+    let reporter = Reporter::builder()
+        .sink(sink)
+        .retry(retry())
+        .spool(spool(&dir), SpoolMode::WriteAhead)
+        .log_to_stderr(false)
+        .build(rt.handle())
+        .unwrap();
+    assert_eq!(reporter.stats().spool.unwrap().recovered, 100);
+    rt.block_on(control.delivered_at_least(100));
+    let summary = rt.block_on(reporter.shutdown(Duration::from_secs(5)));
+    assert_accounted(&summary.stats);
+    let spool_stats = summary.stats.spool.unwrap();
+    assert_eq!((spool_stats.replayed, spool_stats.pending), (100, 0));
+    assert_eq!(
+        control.delivered_ids(),
+        ids,
+        "replayed oldest first, original ids"
+    );
+}
+
+#[test]
+fn write_ahead_delivered_reports_are_acknowledged_and_not_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let rt = ManualRuntime::new();
+        let (sink, _control) = TestSink::new("mem");
+        let reporter = Reporter::builder()
+            .sink(sink)
+            .spool(spool(&dir), SpoolMode::WriteAhead)
+            .build(rt.handle())
+            .unwrap();
+        for i in 0..50 {
+            reporter.report(Report::info("ok", i.to_string())).unwrap();
+        }
+        let summary = rt.block_on(reporter.shutdown(Duration::from_secs(5)));
+        assert_eq!(summary.stats.delivered, 50);
+        let spool_stats = summary.stats.spool.unwrap();
+        assert_eq!((spool_stats.appended, spool_stats.pending), (50, 0));
+    }
+    let rt = ManualRuntime::new();
+    let (sink, control) = TestSink::new("mem");
+    let reporter = Reporter::builder()
+        .sink(sink)
+        .spool(spool(&dir), SpoolMode::WriteAhead)
+        .build(rt.handle())
+        .unwrap();
+    let summary = rt.block_on(reporter.shutdown(Duration::from_secs(5)));
+    assert_eq!(summary.stats.spool.unwrap().recovered, 0);
+    assert!(control.delivered().is_empty());
+}
+
+#[test]
+fn a_refused_report_is_not_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let rt = ManualRuntime::new();
+        let (sink, control) = TestSink::new("mem");
+        control.close_gate();
+        let reporter = Reporter::builder()
+            .sink(sink)
+            .capacity(1)
+            .max_batch(1)
+            .max_concurrent_batches(1)
+            .overflow(Overflow::Reject)
+            .spool(spool(&dir), SpoolMode::WriteAhead)
+            .build(rt.handle())
+            .unwrap();
+        reporter
+            .report(Report::error("a", "held by the sink"))
+            .unwrap();
+        rt.block_on(control.started_at_least(1));
+        reporter.report(Report::error("b", "queued")).unwrap();
+        let refused = reporter.report(Report::error("c", "refused")).unwrap_err();
+        assert_eq!(refused.reason(), RefusedReason::Full);
+        assert_eq!(reporter.stats().spool.unwrap().pending, 2);
+        control.open_gate();
+        let summary = rt.block_on(reporter.shutdown(Duration::from_secs(5)));
+        assert_eq!(summary.stats.delivered, 2);
+        assert_eq!(summary.stats.spool.unwrap().pending, 0);
+    }
+}
+
+#[test]
+fn a_second_reporter_on_the_same_spool_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = ManualRuntime::new();
+    let (sink, _c) = TestSink::new("mem");
+    let _first = Reporter::builder()
+        .sink(sink)
+        .spool(spool(&dir), SpoolMode::OnSpill)
+        .build(rt.handle())
+        .unwrap();
+    let (sink, _c) = TestSink::new("mem");
+    match Reporter::builder()
+        .sink(sink)
+        .spool(spool(&dir), SpoolMode::OnSpill)
+        .build(rt.handle())
+    {
+        Err(BuildError::Spool(e)) => assert!(e.to_string().contains("spool"), "{e}"),
+        other => panic!("expected a lock error, got {:?}", other.map(|_| ())),
+    }
+}
