@@ -507,8 +507,13 @@ impl AsyncNatsSink {
                         self.config.subject, stream.config.name
                     ))
                 }
-                None => SinkError::rejected(format!(
-                    "no JetStream stream captures subject {}",
+                // No responders: either no stream captures the subject, or
+                // its leader is being re-elected (a node of the cluster died).
+                // The second heals in seconds, so retry; the retry budget
+                // bounds the first, whose reports are then spilled.
+                None => SinkError::unavailable(format!(
+                    "no JetStream stream answered on {} (none captures it, or its leader is \
+                     being elected)",
                     self.config.subject
                 )),
             },

@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             nats_down_at_start,
             oversized_report,
             nats_bad_config_names_the_field,
+            jetstream_cluster_leader_killed,
         );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {

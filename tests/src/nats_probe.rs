@@ -102,6 +102,15 @@ pub fn stream_arrivals(url: &str, stream: &str) -> Arrivals {
     arrivals
 }
 
+/// The server name of `stream`'s RAFT leader (clustered streams).
+pub fn stream_leader(url: &str, stream: &str) -> Option<String> {
+    let nc = connect(url);
+    let js = nats::jetstream::new(nc.clone());
+    let leader = retry(|| js.stream_info(stream)).ok()?.cluster.leader;
+    nc.close();
+    leader
+}
+
 /// Number of messages in `stream`.
 pub fn stream_len(url: &str, stream: &str) -> u64 {
     let nc = connect(url);

@@ -8,8 +8,8 @@ use tidings_core::nats::NatsConfig;
 use tidings_core::{JsonLinesFile, Report, ReportId, Reporter, RetryPolicy};
 
 use crate::harness::Harness;
-use crate::nats_probe::{create_stream, stream_arrivals, Subscriber};
-use crate::nats_server::{NatsServer, ServerOptions};
+use crate::nats_probe::{create_stream, stream_arrivals, stream_leader, Subscriber};
+use crate::nats_server::{NatsCluster, NatsServer, ServerOptions};
 use crate::scenarios::{assert_accounted, assert_each_exactly_once};
 
 fn report(i: usize) -> Report {
@@ -295,4 +295,59 @@ pub fn nats_bad_config_names_the_field<H: Harness>() {
     let secret = "hunter2-do-not-print";
     let config = NatsConfig::new(format!("nats://alice:{secret}@127.0.0.1:4222"), "a.b");
     assert!(!format!("{config:?}").contains(secret));
+}
+
+/// A 3-node JetStream cluster with an R3 stream: the stream leader is
+/// SIGKILLed mid-stream; reporting carries on; the stream ends with every
+/// report exactly once.
+pub fn jetstream_cluster_leader_killed<H: Harness>() {
+    let mut cluster = NatsCluster::start();
+    let urls = cluster.urls();
+    create_stream(&urls[0], "CONFR3", "conformance.r3", 3);
+    let mut config = NatsConfig::new(urls[0].clone(), "conformance.r3").jetstream();
+    config.servers = urls.clone();
+    let h = H::new();
+    let sink = h.nats_sink(config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (fallback, spill_path) = spill_file(&dir);
+    let reporter = h.start(
+        Reporter::builder()
+            .boxed_sink(sink)
+            .fallback(fallback)
+            .retry(patient_retry())
+            .capacity(10_000)
+            .log_to_stderr(false),
+    );
+    let mut ids = Vec::new();
+    let mut last = None;
+    for i in 0..500 {
+        let r = reporter.report(report(i)).unwrap();
+        ids.push(r.id());
+        last = Some(r);
+    }
+    assert!(h.block_on(last.take().unwrap()).is_delivered());
+    let leader = stream_leader(&urls[0], "CONFR3").expect("the R3 stream has a leader");
+    let survivor = {
+        let node = cluster.node_named(&leader).expect("leader is a node");
+        node.kill();
+        cluster
+            .nodes
+            .iter()
+            .find(|n| n.pid().is_some())
+            .map(NatsServer::url)
+            .expect("two nodes survive")
+    };
+    for i in 500..1500 {
+        ids.push(reporter.report(report(i)).unwrap().id());
+    }
+    let summary = h.block_on(reporter.shutdown(Duration::from_secs(60)));
+    assert_accounted(&summary.stats);
+    assert_eq!(summary.stats.delivered, 1500, "[{}] {summary}", H::NAME);
+    let stream = stream_arrivals(&survivor, "CONFR3");
+    assert!(
+        stream.duplicates().is_empty(),
+        "[{}] duplicates in the stream",
+        H::NAME
+    );
+    assert_each_exactly_once(&ids, &stream.ids, &spilled_ids(&spill_path));
 }

@@ -352,4 +352,11 @@ impl NatsCluster {
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(NatsServer::url).collect()
     }
+
+    /// The node whose server name (`-n`) is `name` (`n0`, `n1`, `n2`).
+    pub fn node_named(&mut self, name: &str) -> Option<&mut NatsServer> {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.cluster.as_ref().is_some_and(|c| c.server_name == name))
+    }
 }
