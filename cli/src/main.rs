@@ -7,6 +7,7 @@
 
 mod demo;
 mod runtimes;
+mod spool;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,6 +19,9 @@ USAGE:
     tidings demo [OPTIONS]     a simulated service reports a burst of errors, part of
                                them during a transport outage, then shuts down and
                                shows where every report went
+    tidings spool inspect DIR  what a spool directory holds (read-only)
+    tidings spool replay DIR --nats URL [--jetstream] [--subject S] [--stall-timeout SECS]
+                               deliver what a spool holds, with progress
     tidings help               this text
 
 DEMO OPTIONS:
@@ -103,6 +107,67 @@ fn run() -> Result<ExitCode, String> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        "spool" => {
+            let sub = match parser.next().map_err(|e| e.to_string())? {
+                Some(Value(v)) => v
+                    .string()
+                    .map_err(|e| format!("{e:?} is not valid UTF-8"))?,
+                _ => return Err("spool: expected `inspect DIR` or `replay DIR --nats URL`".into()),
+            };
+            let dir: std::path::PathBuf = match parser.next().map_err(|e| e.to_string())? {
+                Some(Value(v)) => v.into(),
+                _ => return Err(format!("spool {sub}: expected a spool directory")),
+            };
+            match sub.as_str() {
+                "inspect" => {
+                    if let Some(extra) = parser.next().map_err(|e| e.to_string())? {
+                        return Err(extra.unexpected().to_string());
+                    }
+                    spool::inspect(&dir)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                "replay" => {
+                    let mut opts = spool::ReplayOptions {
+                        nats: String::new(),
+                        subject: "tidings.reports".into(),
+                        jetstream: false,
+                        stall_timeout: Duration::from_secs(30),
+                    };
+                    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+                        let flag = match arg {
+                            Long(l) => format!("--{l}"),
+                            other => return Err(other.unexpected().to_string()),
+                        };
+                        let mut value = || -> Result<String, String> {
+                            parser
+                                .value()
+                                .map_err(|e| format!("{flag}: {e}"))?
+                                .string()
+                                .map_err(|e| format!("{flag}: {e:?} is not valid UTF-8"))
+                        };
+                        match flag.as_str() {
+                            "--nats" => opts.nats = value()?,
+                            "--subject" => opts.subject = value()?,
+                            "--jetstream" => opts.jetstream = true,
+                            "--stall-timeout" => {
+                                opts.stall_timeout =
+                                    Duration::from_secs(positive(&flag, &value()?)? as u64)
+                            }
+                            other => return Err(format!("unknown option {other}")),
+                        }
+                    }
+                    if opts.nats.is_empty() {
+                        return Err("spool replay: --nats URL is required".into());
+                    }
+                    Ok(if spool::replay(&dir, &opts)? {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    })
+                }
+                other => Err(format!("unknown spool command {other:?} (inspect, replay)")),
+            }
         }
         "help" => {
             print!("{USAGE}");

@@ -225,3 +225,72 @@ fn a_second_reporter_on_the_same_spool_is_refused() {
         other => panic!("expected a lock error, got {:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn damaged_spool_records_are_skipped_and_counted_and_every_intact_one_is_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<ReportId>;
+    {
+        let rt = ManualRuntime::new();
+        let (sink, control) = TestSink::new("mem");
+        control.close_gate();
+        let reporter = Reporter::builder()
+            .sink(sink)
+            .spool(spool(&dir), SpoolMode::WriteAhead)
+            .log_to_stderr(false)
+            .build(rt.handle())
+            .unwrap();
+        ids = (0..100)
+            .map(|i| {
+                reporter
+                    .report(Report::error("wal", format!("report {i:03}")))
+                    .unwrap()
+                    .id()
+            })
+            .collect();
+        drop(rt); // teardown: all 100 stay in the spool
+        drop(reporter);
+    }
+    // Damage the segment: flip bytes inside a record in the middle, cut the
+    // last record short (a torn write), then append garbage.
+    let segment = std::fs::read_dir(dir.path().join("spool"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .expect("a segment file");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let middle = bytes
+        .windows(b"report 050".len())
+        .position(|w| w == b"report 050")
+        .expect("record 50 is in the segment");
+    bytes[middle] ^= 0xFF;
+    bytes[middle + 3] ^= 0x55;
+    bytes.truncate(bytes.len() - 7);
+    bytes.extend_from_slice(&[0xF7, b't', b'd', b'r', 1, 2, 3, 4, 5, 6, 7, 8, 0xAA, 0xBB]);
+    bytes.extend(std::iter::repeat_n(0x42u8, 300));
+    std::fs::write(&segment, bytes).unwrap();
+
+    let rt = ManualRuntime::new();
+    let (sink, control) = TestSink::new("mem");
+    let reporter = Reporter::builder()
+        .sink(sink)
+        .spool(spool(&dir), SpoolMode::WriteAhead)
+        .log_to_stderr(false)
+        .build(rt.handle())
+        .expect("a damaged spool never stops the reporter");
+    let spool_stats = reporter.stats().spool.unwrap();
+    assert_eq!(spool_stats.recovered, 98, "{spool_stats:?}");
+    assert!(spool_stats.corrupt_skipped >= 2, "{spool_stats:?}");
+    rt.block_on(control.delivered_at_least(98));
+    let summary = rt.block_on(reporter.shutdown(Duration::from_secs(5)));
+    assert_accounted(&summary.stats);
+    let mut expected: Vec<ReportId> = ids.clone();
+    expected.remove(99); // torn
+    expected.remove(50); // flipped
+    assert_eq!(
+        control.delivered_ids(),
+        expected,
+        "every intact record, in order"
+    );
+    assert_eq!(summary.stats.spool.unwrap().pending, 0);
+}
