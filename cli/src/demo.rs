@@ -104,6 +104,12 @@ pub struct DemoResult {
 
 /// Runs the demo, printing as it goes.
 pub fn run(opts: &DemoOptions) -> Result<DemoResult, String> {
+    // Refuse bad settings before touching the file system.
+    if let Some(url) = &opts.nats {
+        NatsConfig::new(url.clone(), opts.subject.clone())
+            .validate()
+            .map_err(|e| e.to_string())?;
+    }
     std::fs::create_dir_all(&opts.dir)
         .map_err(|e| format!("cannot create {}: {e}", opts.dir.display()))?;
     let reports_path = opts.dir.join("reports.jsonl");
