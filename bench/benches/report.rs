@@ -1,0 +1,230 @@
+//! The cost of `Reporter::report()` for a prebuilt report, side by side with
+//! the raw hand-off it is built on (`async_channel::bounded` `try_send`).
+//!
+//! * `raw/try_send` — a bare `try_send` of the report into a bounded
+//!   channel: the floor for any queue-based reporter.
+//! * `raw/arc_try_send` — the same with the `Arc::new` tidings needs to
+//!   track the report after hand-off.
+//! * `tidings/idle_worker` — `report()` on a reporter whose worker does not
+//!   run while the loop is timed (a `ManualRuntime`, driven between timed
+//!   chunks): the hot path alone.
+//! * `tidings/live_worker` — `report()` while the worker drains the queue
+//!   concurrently on a tokio worker thread (real contention on the queue).
+//!
+//! Each at 1 and 2 producer threads; with 2 the figure is time per call on
+//! each thread. The queue is large enough for a whole timed chunk and is
+//! drained between chunks, outside the timing, so this measures the hot
+//! path, never the overflow policy. Run with `cargo bench -p tidings-bench`.
+
+// criterion_group! generates an undocumented function.
+#![allow(missing_docs)]
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use tidings_bench::NopSink;
+use tidings_core::testing::ManualRuntime;
+use tidings_core::{Overflow, Report, Reporter};
+
+/// Reports per timed chunk and per thread; the queue holds two chunks.
+const CHUNK: usize = 32_768;
+const CAPACITY: usize = 2 * CHUNK;
+
+fn chunk_of(template: &Report, n: usize) -> Vec<Report> {
+    (0..n).map(|_| template.clone()).collect()
+}
+
+/// Runs `iters` timed calls in chunks: `timed(chunk)` returns the time its
+/// calls took on each thread (summed over threads), `between()` runs
+/// untimed after each chunk (draining the queue). Returns the mean time
+/// per call on one thread, times `iters`.
+fn chunked(
+    iters: u64,
+    threads: usize,
+    template: &Report,
+    mut timed: impl FnMut(Vec<Vec<Report>>) -> Duration,
+    mut between: impl FnMut(),
+) -> Duration {
+    let mut left = iters as usize;
+    let mut total = Duration::ZERO;
+    while left > 0 {
+        let n = left.min(CHUNK);
+        let work: Vec<Vec<Report>> = (0..threads).map(|_| chunk_of(template, n)).collect();
+        total += timed(work) / threads as u32;
+        between();
+        left -= n;
+    }
+    total
+}
+
+/// Runs `each(reports)` on one thread per vector, started together;
+/// returns the sum of the threads' own timings.
+fn on_threads<F>(work: Vec<Vec<Report>>, each: F) -> Duration
+where
+    F: Fn(Vec<Report>) -> Duration + Send + Sync,
+{
+    if work.len() == 1 {
+        let mut work = work;
+        return each(work.pop().expect("one"));
+    }
+    let barrier = Barrier::new(work.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = work
+            .into_iter()
+            .map(|reports| {
+                let barrier = &barrier;
+                let each = &each;
+                s.spawn(move || {
+                    barrier.wait();
+                    each(reports)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("bench thread"))
+            .sum()
+    })
+}
+
+fn bench_report(c: &mut Criterion) {
+    let template = tidings_bench::report(0);
+    let mut group = c.benchmark_group("report");
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+
+    for threads in [1usize, 2] {
+        // Raw: a bare bounded channel of reports.
+        group.bench_function(BenchmarkId::new("raw/try_send", threads), |b| {
+            let (tx, rx) = async_channel::bounded::<Report>(CAPACITY);
+            b.iter_custom(|iters| {
+                chunked(
+                    iters,
+                    threads,
+                    &template,
+                    |work| {
+                        on_threads(work, |reports| {
+                            let start = Instant::now();
+                            for r in reports {
+                                let _ = std::hint::black_box(tx.try_send(r));
+                            }
+                            start.elapsed()
+                        })
+                    },
+                    || while rx.try_recv().is_ok() {},
+                )
+            });
+        });
+
+        // Raw plus the allocation tidings needs to track a report.
+        group.bench_function(BenchmarkId::new("raw/arc_try_send", threads), |b| {
+            let (tx, rx) = async_channel::bounded::<Arc<Report>>(CAPACITY);
+            b.iter_custom(|iters| {
+                chunked(
+                    iters,
+                    threads,
+                    &template,
+                    |work| {
+                        on_threads(work, |reports| {
+                            let start = Instant::now();
+                            for r in reports {
+                                let _ = std::hint::black_box(tx.try_send(Arc::new(r)));
+                            }
+                            start.elapsed()
+                        })
+                    },
+                    || while rx.try_recv().is_ok() {},
+                )
+            });
+        });
+
+        // tidings, the worker idle while timed: the hot path alone.
+        group.bench_function(BenchmarkId::new("tidings/idle_worker", threads), |b| {
+            let rt = ManualRuntime::new();
+            let reporter = Reporter::builder()
+                .sink(NopSink)
+                .capacity(CAPACITY)
+                .overflow(Overflow::Reject)
+                .build(rt.handle())
+                .expect("reporter");
+            b.iter_custom(|iters| {
+                chunked(
+                    iters,
+                    threads,
+                    &template,
+                    |work| {
+                        on_threads(work, |reports| {
+                            let start = Instant::now();
+                            for r in reports {
+                                let _ = std::hint::black_box(reporter.report(r));
+                            }
+                            start.elapsed()
+                        })
+                    },
+                    || drain_manual(&rt, &reporter),
+                )
+            });
+            let s = rt.block_on(reporter.shutdown(Duration::from_secs(5)));
+            assert_eq!(s.stats.refused, 0, "the queue overflowed: not the hot path");
+        });
+
+        // tidings, the worker draining concurrently on a tokio thread.
+        group.bench_function(BenchmarkId::new("tidings/live_worker", threads), |b| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            let (reporter, guard) = tidings_tokio::start_on(
+                rt.handle().clone(),
+                Reporter::builder()
+                    .sink(NopSink)
+                    .capacity(CAPACITY)
+                    .overflow(Overflow::Reject),
+            )
+            .expect("reporter");
+            b.iter_custom(|iters| {
+                chunked(
+                    iters,
+                    threads,
+                    &template,
+                    |work| {
+                        on_threads(work, |reports| {
+                            let start = Instant::now();
+                            for r in reports {
+                                let _ = std::hint::black_box(reporter.report(r));
+                            }
+                            start.elapsed()
+                        })
+                    },
+                    || {
+                        while reporter.stats().in_flight > 0 {
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
+                    },
+                )
+            });
+            let s = guard.shutdown_blocking();
+            assert_eq!(s.stats.refused, 0, "the queue overflowed: not the hot path");
+        });
+    }
+    group.finish();
+}
+
+/// Runs the manual runtime until the worker has settled everything.
+fn drain_manual(rt: &ManualRuntime, reporter: &Reporter) {
+    rt.block_on(std::future::poll_fn(|cx| {
+        if reporter.stats().in_flight == 0 {
+            std::task::Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }));
+}
+
+criterion_group!(benches, bench_report);
+criterion_main!(benches);

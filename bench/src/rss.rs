@@ -1,0 +1,278 @@
+//! Peak memory while reports arrive during a NATS outage.
+//!
+//! Each configuration runs in a child process of its own (this binary,
+//! invoked with `--child-rss CONFIG`), so `VmHWM` from `/proc/self/status`
+//! is that configuration's peak and nothing else's. The parent starts a
+//! nats-server, the child connects, says `connected`, the parent SIGKILLs
+//! the server and says `go`, and the child reports `n` reports as fast as
+//! one thread can, shuts down (5 s deadline) and prints its peak RSS and
+//! its counters.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tidings_bench::{peak_rss_kib, report, rss_kib};
+use tidings_core::nats::NatsConfig;
+use tidings_core::spool::SpoolConfig;
+use tidings_core::{JsonLinesFile, Reporter, ReporterBuilder, SpoolMode};
+
+use crate::server::Server;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Config {
+    /// Runtime and a connected client, no reports: the floor.
+    Idle,
+    /// The naive pattern: `tokio::spawn(client.publish(..))` per report.
+    NaiveSpawn,
+    /// tidings-tokio, JetStream sink, JSON-lines file fallback.
+    TidingsJsonLines,
+    /// tidings-tokio, JetStream sink, `ReporterBuilder::spool` in
+    /// `SpoolMode::OnSpill`.
+    TidingsSpoolOnSpill,
+    /// tidings-tokio, JetStream sink, `ReporterBuilder::spool` in
+    /// `SpoolMode::WriteAhead`.
+    TidingsSpoolWriteAhead,
+}
+
+impl Config {
+    pub const ALL: [Config; 5] = [
+        Config::Idle,
+        Config::NaiveSpawn,
+        Config::TidingsJsonLines,
+        Config::TidingsSpoolOnSpill,
+        Config::TidingsSpoolWriteAhead,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Config::Idle => "idle",
+            Config::NaiveSpawn => "naive-spawn",
+            Config::TidingsJsonLines => "tidings-jsonl",
+            Config::TidingsSpoolOnSpill => "tidings-spool-on-spill",
+            Config::TidingsSpoolWriteAhead => "tidings-spool-write-ahead",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Config> {
+        Config::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Config::Idle => "floor: tokio runtime + connected async-nats client, no reports",
+            Config::NaiveSpawn => "naive: tokio::spawn(client.publish(..)) per report",
+            Config::TidingsJsonLines => "tidings-tokio, JetStream sink, fallback JsonLinesFile",
+            Config::TidingsSpoolOnSpill => {
+                "tidings-tokio, JetStream sink, spool in SpoolMode::OnSpill (sync: Interval 1 s)"
+            }
+            Config::TidingsSpoolWriteAhead => {
+                "tidings-tokio, JetStream sink, spool in SpoolMode::WriteAhead (sync: Interval 1 s)"
+            }
+        }
+    }
+}
+
+/// What one child process reported.
+#[derive(Clone, Debug, Default)]
+pub struct Sample {
+    pub peak_kib: u64,
+    pub secs: f64,
+    pub accepted: u64,
+    pub delivered: u64,
+    pub spilled: u64,
+    pub lost: u64,
+    pub in_flight: u64,
+}
+
+/// Runs `config` in a child process against a server killed after the
+/// child connected.
+pub fn measure(config: Config, n: usize) -> Sample {
+    let mut server = Server::start();
+    let exe = std::env::current_exe().expect("current exe");
+    let mut child = Command::new(exe)
+        .args([
+            "--child-rss",
+            config.name(),
+            "--url",
+            &server.url(),
+            "--n",
+            &n.to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the child");
+    let mut stdin = child.stdin.take().expect("child stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("child stdout")).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(first, "connected", "child {}: {first:?}", config.name());
+    server.nats.kill();
+    writeln!(stdin, "go").expect("tell the child to go");
+    let result = lines
+        .find_map(|l| {
+            l.ok()
+                .and_then(|l| l.strip_prefix("result ").map(str::to_owned))
+        })
+        .unwrap_or_else(|| panic!("child {} printed no result", config.name()));
+    let status = child.wait().expect("child exit");
+    assert!(status.success(), "child {} failed: {status}", config.name());
+    parse(&result)
+}
+
+fn parse(line: &str) -> Sample {
+    let kv: HashMap<&str, &str> = line
+        .split_whitespace()
+        .filter_map(|p| p.split_once('='))
+        .collect();
+    let u = |k: &str| kv.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Sample {
+        peak_kib: u("peak_kib"),
+        secs: kv.get("secs").and_then(|v| v.parse().ok()).unwrap_or(0.0),
+        accepted: u("accepted"),
+        delivered: u("delivered"),
+        spilled: u("spilled"),
+        lost: u("lost"),
+        in_flight: u("in_flight"),
+    }
+}
+
+/// The child's side: connect, say so, wait for the outage, report `n`.
+pub fn child(config: Config, url: &str, n: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let dir = tempfile::Builder::new()
+        .prefix("tidings-bench-rss-")
+        .tempdir()
+        .expect("temp dir");
+    let template = report(0);
+    let go = || {
+        println!("connected");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).expect("read go");
+    };
+
+    let sample = match config {
+        Config::Idle | Config::NaiveSpawn => {
+            let client = rt.block_on(async_nats::connect(url)).expect("connect");
+            go();
+            wait_disconnected(|| {
+                client.connection_state() == async_nats::connection::State::Connected
+            });
+            let t = Instant::now();
+            if config == Config::NaiveSpawn {
+                let _entered = rt.enter();
+                for _ in 0..n {
+                    let mut r = template.clone();
+                    r.id = tidings_core::ReportId::new();
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        let _ = client
+                            .publish(crate::e2e::SUBJECT, Bytes::from(r.to_json()))
+                            .await;
+                    });
+                }
+                // Let the tasks run until they park on the client.
+                std::thread::sleep(Duration::from_secs(1));
+            } else {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Sample {
+                secs: t.elapsed().as_secs_f64(),
+                accepted: if config == Config::NaiveSpawn {
+                    n as u64
+                } else {
+                    0
+                },
+                // The naive pattern has no accounting: what it holds is lost
+                // when the process ends.
+                in_flight: if config == Config::NaiveSpawn {
+                    n as u64
+                } else {
+                    0
+                },
+                ..Sample::default()
+            }
+        }
+        Config::TidingsJsonLines | Config::TidingsSpoolOnSpill | Config::TidingsSpoolWriteAhead => {
+            let sink = rt
+                .block_on(tidings_tokio::AsyncNatsSink::connect(
+                    NatsConfig::new(url, crate::e2e::SUBJECT).jetstream(),
+                ))
+                .expect("sink");
+            let client = sink.client().clone();
+            let builder = Reporter::builder()
+                .service(tidings_bench::SERVICE)
+                .log_to_stderr(false)
+                .sink(sink);
+            let builder = with_storage(config, builder, dir.path());
+            let (reporter, guard) =
+                tidings_tokio::start_on(rt.handle().clone(), builder).expect("start");
+            go();
+            wait_disconnected(|| {
+                client.connection_state() == async_nats::connection::State::Connected
+            });
+            let t = Instant::now();
+            for _ in 0..n {
+                let mut r = template.clone();
+                r.id = tidings_core::ReportId::new();
+                let _ = reporter.report(r);
+            }
+            let summary = rt.block_on(guard.shutdown_within(Duration::from_secs(5)));
+            let s = summary.stats;
+            Sample {
+                secs: t.elapsed().as_secs_f64(),
+                accepted: s.accepted,
+                delivered: s.delivered,
+                spilled: s.spilled,
+                lost: s.lost,
+                in_flight: s.in_flight,
+                ..Sample::default()
+            }
+        }
+    };
+    let peak = peak_rss_kib().unwrap_or(0);
+    println!(
+        "result peak_kib={peak} rss_kib={} secs={:.3} accepted={} delivered={} spilled={} lost={} in_flight={}",
+        rss_kib().unwrap_or(0),
+        sample.secs,
+        sample.accepted,
+        sample.delivered,
+        sample.spilled,
+        sample.lost,
+        sample.in_flight
+    );
+    let _ = std::io::stdout().flush();
+    // The naive configuration leaves a million parked tasks: do not wait
+    // for the runtime to drop them.
+    std::process::exit(0);
+}
+
+fn wait_disconnected(connected: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connected() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn with_storage(
+    config: Config,
+    builder: ReporterBuilder,
+    dir: &std::path::Path,
+) -> ReporterBuilder {
+    let spool = || SpoolConfig::new(dir.join("spool"));
+    match config {
+        Config::TidingsJsonLines => builder.fallback(
+            JsonLinesFile::open(dir.join("spill.jsonl")).expect("open the fallback file"),
+        ),
+        Config::TidingsSpoolOnSpill => builder.spool(spool(), SpoolMode::OnSpill),
+        Config::TidingsSpoolWriteAhead => builder.spool(spool(), SpoolMode::WriteAhead),
+        Config::Idle | Config::NaiveSpawn => builder,
+    }
+}
