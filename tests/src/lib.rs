@@ -15,7 +15,7 @@ pub mod scenarios;
 
 /// Instantiates every scenario as a `#[test]` for one [`harness::Harness`].
 ///
-/// ```ignore
+/// ```text
 /// tidings_conformance::conformance_tests!(tidings_conformance::adapters::Blocking);
 /// ```
 #[macro_export]
