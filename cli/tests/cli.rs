@@ -53,13 +53,20 @@ fn bad_arguments_are_errors_with_exit_code_2() {
         &["frobnicate"],
     ] {
         let cwd = tempfile::tempdir().unwrap();
-        let out = tidings().args(args).current_dir(cwd.path()).output().unwrap();
+        let out = tidings()
+            .args(args)
+            .current_dir(cwd.path())
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.starts_with("tidings: "), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         let left: Vec<_> = std::fs::read_dir(cwd.path()).unwrap().collect();
-        assert!(left.is_empty(), "{args:?} wrote files before failing: {left:?}");
+        assert!(
+            left.is_empty(),
+            "{args:?} wrote files before failing: {left:?}"
+        );
     }
 }
 
