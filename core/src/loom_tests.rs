@@ -52,9 +52,13 @@ fn worker_step(shared: &Arc<Shared>) {
         return;
     }
     if let Some(in_flight) = Shared::register(shared, Batch::new(taken)) {
+        let mut delivered = 0;
         for e in in_flight.batch.entries.iter() {
-            shared.settle_delivered(e, Vec::new);
+            if shared.settle_delivered_uncounted(e, Vec::new) {
+                delivered += 1;
+            }
         }
+        shared.count_delivered(delivered);
     }
 }
 

@@ -216,18 +216,21 @@ async fn deliver_batch(shared: Arc<Shared>, in_flight: InFlightBatch) {
     };
     let mut failed = Vec::new();
     let mut delivered_records = Vec::new();
+    let mut delivered = 0u64;
     for (i, entry) in batch.entries.iter().enumerate() {
         let all_took_it = per_sink
             .iter()
             .all(|results| matches!(results[i], SinkResult::Delivered(_)));
         if all_took_it {
-            if shared.settle_delivered(entry, || outcomes(i)) {
+            if shared.settle_delivered_uncounted(entry, || outcomes(i)) {
+                delivered += 1;
                 delivered_records.extend(entry.record);
             }
         } else {
             failed.push(i);
         }
     }
+    shared.count_delivered(delivered);
     // Written ahead and now delivered: the spool may let them go.
     if let Some(d) = &shared.durable {
         d.ack(&delivered_records);
