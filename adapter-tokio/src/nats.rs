@@ -5,11 +5,13 @@
 //! sink down and spilling are core's (see [`tidings_core::Sink`]). What the
 //! sink adds is knowing when async-nats would otherwise lie:
 //!
-//! * `publish` only queues, so a core report counts as delivered
-//!   ([`Ack::Sent`]) only after `flush` succeeded — on the *same* connection:
-//!   what sits in a connection's buffer when it breaks is dropped silently by
-//!   async-nats on reconnect, so a flush that completes on a newer connection
-//!   is reported as a failure (and retried) instead.
+//! * `publish` only queues and `flush` only writes to the socket, so a core
+//!   report counts as delivered ([`Ack::Sent`]) only once the server has
+//!   processed it: after the batch, a marker published to an inbox the sink
+//!   subscribes to must come back (the server keeps a connection's order) —
+//!   on the *same* connection: what sits in a connection's buffer when it
+//!   breaks is dropped silently by async-nats on reconnect, so a marker that
+//!   returns on a newer connection is reported as a failure (and retried).
 //! * While not connected nothing is published (it would wait in async-nats'
 //!   queue, invisible to core): the attempt fails as unavailable at once.
 //! * JetStream reports carry `Nats-Msg-Id` = report id and count as delivered
@@ -33,14 +35,15 @@ use bytes::Bytes;
 use futures::future::{self, Either};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tidings_core::nats::{Credentials, Delivery, NatsConfig};
-use tidings_core::{Ack, Batch, ConfigError, Report, Sink, SinkError, SinkFuture};
+use tidings_core::{Ack, Batch, ConfigError, Sink, SinkError, SinkFuture};
 use tokio::sync::watch;
 
 /// Room left for the `Nats-Msg-Id` header within the server's `max_payload`
 /// (async-nats counts headers against it; ours take about 65 bytes).
 const HEADER_ROOM: usize = 128;
 
-/// A NATS sink on async-nats: core publish ([`Ack::Sent`] after a flush) or
+/// A NATS sink on async-nats: core publish ([`Ack::Sent`] once the server
+/// processed it) or
 /// JetStream ([`Ack::Stored`] on the stream's ack), per
 /// [`NatsConfig::delivery`].
 ///
@@ -73,6 +76,9 @@ const HEADER_ROOM: usize = 128;
 pub struct AsyncNatsSink {
     name: String,
     config: NatsConfig,
+    /// The subject when every report goes to the same one (no suffix):
+    /// cloned per publish (a reference count), not re-allocated.
+    fixed_subject: Option<async_nats::Subject>,
     client: Client,
     jetstream: Option<JetStream>,
     link: Arc<Link>,
@@ -259,6 +265,12 @@ impl AsyncNatsSink {
                 "nats"
             }
             .to_owned(),
+            fixed_subject: match config.subject_suffix {
+                tidings_core::nats::SubjectSuffix::None => {
+                    Some(async_nats::Subject::from(config.subject.as_str()))
+                }
+                _ => None,
+            },
             config,
             client,
             jetstream,
@@ -338,22 +350,29 @@ impl AsyncNatsSink {
         let work = async {
             let mut results: Vec<Option<Result<Ack, SinkError>>> = vec![None; n];
             let mut published = 0usize;
-            for (i, report) in batch.iter().enumerate() {
-                let payload = match encode(report, limit) {
+            let payloads = encode_batch_off_task(batch, limit).await;
+            for (i, (report, payload)) in batch.iter().zip(payloads).enumerate() {
+                let payload = match payload {
                     Ok(p) => p,
                     Err(e) => {
                         results[i] = Some(Err(e));
                         continue;
                     }
                 };
-                let subject = self.config.subject_for(report).into_owned();
-                match self.client.publish(subject, payload).await {
+                let sent = match &self.fixed_subject {
+                    Some(subject) => self.client.publish(subject.clone(), payload).await,
+                    None => {
+                        let subject = self.config.subject_for(report).into_owned();
+                        self.client.publish(subject, payload).await
+                    }
+                };
+                match sent {
                     Ok(()) => published += 1,
                     Err(e) => results[i] = Some(Err(core_publish_error(e))),
                 }
             }
             let flushed = if published > 0 {
-                self.client.flush().await.map_err(|e| e.to_string())
+                self.round_trip().await
             } else {
                 Ok(())
             };
@@ -383,6 +402,31 @@ impl AsyncNatsSink {
             .collect()
     }
 
+    /// Waits until the server has processed everything published before on
+    /// this connection: a marker sent to a fresh inbox we subscribe to comes
+    /// back only after the server handled every earlier message (it keeps
+    /// each connection's order). `flush()` alone only means "written to the
+    /// socket": a runtime dropped right after can close the socket with those
+    /// bytes unread by the server, and they are gone. One round trip per
+    /// batch.
+    async fn round_trip(&self) -> Result<(), String> {
+        let inbox = self.client.new_inbox();
+        let mut marker = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| format!("subscribe for the delivery marker: {e}"))?;
+        self.client
+            .publish(inbox, Bytes::new())
+            .await
+            .map_err(|e| format!("publish the delivery marker: {e}"))?;
+        self.client.flush().await.map_err(|e| e.to_string())?;
+        match marker.next().await {
+            Some(_) => Ok(()),
+            None => Err("the delivery marker's subscription ended".to_owned()),
+        }
+    }
+
     async fn send_jetstream(&self, js: &JetStream, batch: &Batch) -> Vec<Result<Ack, SinkError>> {
         let n = batch.len();
         let seen = *self.link.state.borrow();
@@ -410,10 +454,12 @@ impl AsyncNatsSink {
         let lost =
             SinkError::unavailable("the NATS connection broke before the stream acknowledged");
         let mut results: Vec<Result<Ack, SinkError>> = vec![Err(lost); n];
+        let mut payloads = encode_batch_off_task(batch, limit).await.into_iter();
         let mut start = 0;
         while start < n {
             let end = (start + js.window).min(n);
-            let window = self.send_window(js, batch, start..end, limit, &mut results);
+            let chunk: Vec<_> = payloads.by_ref().take(end - start).collect();
+            let window = self.send_window(js, batch, start..end, chunk, &mut results);
             if unless_lost(&self.link, seen, window).await.is_none() {
                 // What was not acked keeps its "connection broke" error.
                 break;
@@ -424,38 +470,24 @@ impl AsyncNatsSink {
     }
 
     /// Publishes `range` of the batch and awaits the acks, each bounded by
-    /// the ack timeout.
+    /// the ack timeout. One permit of the shared window per message, given
+    /// back as soon as its ack is in: concurrent batches keep the window
+    /// full instead of each waiting for its whole range of acks.
     async fn send_window(
         &self,
         js: &JetStream,
         batch: &Batch,
         range: std::ops::Range<usize>,
-        limit: usize,
+        payloads: Vec<Result<Bytes, SinkError>>,
         results: &mut [Result<Ack, SinkError>],
     ) {
-        let Ok(_permits) = js.acks.acquire_many(range.len() as u32).await else {
-            return; // never closed
-        };
         let mut acks = FuturesUnordered::new();
-        for i in range {
-            let Some(report) = batch.get(i) else { break };
-            let payload = match encode(report, limit) {
-                Ok(p) => p,
-                Err(e) => {
-                    results[i] = Err(e);
-                    continue;
-                }
-            };
-            let message = PublishMessage::build()
-                .payload(payload)
-                .message_id(report.id.to_string());
-            let subject = self.config.subject_for(report).into_owned();
-            match js.context.send_publish(subject, message).await {
-                Ok(ack) => acks.push(async move { (i, ack.await) }),
-                Err(e) => results[i] = Err(self.jetstream_error(js, e)),
-            }
-        }
-        while let Some((i, ack)) = acks.next().await {
+        let record = |results: &mut [Result<Ack, SinkError>],
+                      i: usize,
+                      ack: Result<
+            async_nats::jetstream::publish::PublishAck,
+            async_nats::jetstream::context::PublishError,
+        >| {
             results[i] = match ack {
                 Ok(ack) => Ok(Ack::Stored {
                     stream: ack.stream,
@@ -464,6 +496,49 @@ impl AsyncNatsSink {
                 }),
                 Err(e) => Err(self.jetstream_error(js, e)),
             };
+        };
+        for (i, payload) in range.zip(payloads) {
+            let Some(report) = batch.get(i) else { break };
+            let payload = match payload {
+                Ok(p) => p,
+                Err(e) => {
+                    results[i] = Err(e);
+                    continue;
+                }
+            };
+            // Wait for a permit while taking in the acks that free them.
+            let permit = {
+                let mut acquire = pin!(js.acks.acquire());
+                std::future::poll_fn(|cx| {
+                    while let std::task::Poll::Ready(Some((j, ack))) = acks.poll_next_unpin(cx) {
+                        record(results, j, ack);
+                    }
+                    acquire.as_mut().poll(cx)
+                })
+                .await
+            };
+            let Ok(permit) = permit else { return }; // never closed
+            let message = PublishMessage::build()
+                .payload(payload)
+                .message_id(report.id.to_string());
+            let sent = match &self.fixed_subject {
+                Some(subject) => js.context.send_publish(subject.clone(), message).await,
+                None => {
+                    let subject = self.config.subject_for(report).into_owned();
+                    js.context.send_publish(subject, message).await
+                }
+            };
+            match sent {
+                Ok(ack) => acks.push(async move {
+                    let ack = ack.await;
+                    drop(permit);
+                    (i, ack)
+                }),
+                Err(e) => results[i] = Err(self.jetstream_error(js, e)),
+            }
+        }
+        while let Some((i, ack)) = acks.next().await {
+            record(results, i, ack);
         }
     }
 
@@ -541,12 +616,33 @@ impl AsyncNatsSink {
     }
 }
 
-fn encode(report: &Report, limit: usize) -> Result<Bytes, SinkError> {
-    let mut buf = Vec::with_capacity(512);
-    report
-        .encode_within(limit, &mut buf)
-        .map_err(|e| SinkError::too_large(format!("report {}: {e}", report.id)))?;
-    Ok(Bytes::from(buf))
+/// Encodes a whole batch into one buffer (one allocation, each payload a
+/// slice of it), on a task of its own when on a tokio runtime, so that the
+/// worker's concurrent batches encode on every worker thread, not only the
+/// one running the worker.
+async fn encode_batch_off_task(batch: &Batch, limit: usize) -> Vec<Result<Bytes, SinkError>> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        let owned = batch.clone();
+        if let Ok(done) = tokio::spawn(async move { encode_batch(&owned, limit) }).await {
+            return done;
+        }
+    }
+    encode_batch(batch, limit)
+}
+
+fn encode_batch(batch: &Batch, limit: usize) -> Vec<Result<Bytes, SinkError>> {
+    let mut all = bytes::BytesMut::with_capacity(batch.len() * 448);
+    let mut one = Vec::with_capacity(512);
+    batch
+        .iter()
+        .map(|report| {
+            report
+                .encode_within(limit, &mut one)
+                .map_err(|e| SinkError::too_large(format!("report {}: {e}", report.id)))?;
+            all.extend_from_slice(&one);
+            Ok(all.split().freeze())
+        })
+        .collect()
 }
 
 fn core_publish_error(e: async_nats::PublishError) -> SinkError {
@@ -637,6 +733,7 @@ impl fmt::Debug for AsyncNatsSink {
 mod tests {
     use super::*;
     use tidings_core::nats::Secret;
+    use tidings_core::Report;
 
     #[tokio::test]
     async fn connect_does_not_wait_for_a_server_and_reports_unavailable() {
