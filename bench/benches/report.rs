@@ -14,7 +14,8 @@
 //! Each at 1 and 2 producer threads; with 2 the figure is time per call on
 //! each thread. The queue is large enough for a whole timed chunk and is
 //! drained between chunks, outside the timing, so this measures the hot
-//! path, never the overflow policy. Run with `cargo bench -p tidings-bench`.
+//! path, never the overflow policy. Run with `cargo bench -p tidings-bench`
+//! (or `bash bench/run.sh`, which saves three runs and tabulates them).
 
 // criterion_group! generates an undocumented function.
 #![allow(missing_docs)]
@@ -22,10 +23,14 @@
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion};
 use tidings_bench::NopSink;
 use tidings_core::testing::ManualRuntime;
 use tidings_core::{Overflow, Report, Reporter};
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Reports per timed chunk and per thread; the queue holds two chunks.
 const CHUNK: usize = 32_768;
@@ -227,4 +232,31 @@ fn drain_manual(rt: &ManualRuntime, reporter: &Reporter) {
 }
 
 criterion_group!(benches, bench_report);
-criterion_main!(benches);
+
+/// Set (to anything) once the process has re-executed itself with the
+/// allocator settings below.
+const REEXEC: &str = "TIDINGS_BENCH_REEXEC";
+
+fn main() {
+    // Between timed chunks a whole chunk of reports is freed at once, and
+    // glibc then trims the heap and page-faults it back in during the next
+    // timed chunk: an artifact of chunked timing (it doubled the raw
+    // `Arc` hand-off here), not a cost of `report()`. A high trim threshold
+    // keeps the pages. Tunables are read at start-up, hence the re-exec.
+    if cfg!(all(target_os = "linux", target_env = "gnu")) && std::env::var_os(REEXEC).is_none() {
+        let tunables = match std::env::var("GLIBC_TUNABLES") {
+            Ok(t) if !t.is_empty() => format!("{t}:glibc.malloc.trim_threshold=1073741824"),
+            _ => "glibc.malloc.trim_threshold=1073741824".to_owned(),
+        };
+        let exe = std::env::current_exe().expect("the bench's own path");
+        let status = std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env("GLIBC_TUNABLES", tunables)
+            .env(REEXEC, "1")
+            .status()
+            .expect("re-execute the bench");
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

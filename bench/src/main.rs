@@ -16,6 +16,7 @@
 
 mod drain;
 mod e2e;
+mod micro;
 mod rss;
 mod server;
 mod teardown;
@@ -23,6 +24,10 @@ mod teardown;
 use std::time::Instant;
 
 use tidings_bench::{load_average, median, min_max, Machine};
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Options {
     e2e: bool,
@@ -34,6 +39,9 @@ struct Options {
     quick: bool,
     /// `--only NAME`: just these end-to-end configurations (for profiling).
     only: Vec<String>,
+    /// `--criterion run1,run2,run3`: tabulate these saved criterion baselines.
+    criterion: Vec<String>,
+    criterion_dir: Option<std::path::PathBuf>,
 }
 
 fn main() {
@@ -54,10 +62,13 @@ fn run() -> Result<(), lexopt::Error> {
         trials: 20,
         quick: false,
         only: Vec::new(),
+        criterion: Vec::new(),
+        criterion_dir: None,
     };
     let mut child: Option<String> = None;
     let mut url = String::new();
     let mut n: usize = 1_000_000;
+    let mut criterion_dir_arg: Option<String> = None;
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
         match arg {
@@ -78,13 +89,23 @@ fn run() -> Result<(), lexopt::Error> {
                 o.e2e = true;
                 o.only.push(parser.value()?.string()?);
             }
+            Long("criterion") => {
+                o.criterion = parser
+                    .value()?
+                    .string()?
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect()
+            }
+            Long("criterion-dir") => criterion_dir_arg = Some(parser.value()?.string()?),
             Long("child-rss") => child = Some(parser.value()?.string()?),
             Long("url") => url = parser.value()?.string()?,
             Long("n") => n = parser.value()?.parse()?,
             Long("help") | Short('h') => {
                 println!(
                     "usage: tidings-bench [--all] [--e2e] [--drain] [--rss] [--teardown] \
-                     [--runs N] [--trials N] [--quick] [--only raw-core|tokio-core|raw-js|tokio-js|blocking-js|smol-js]"
+                     [--runs N] [--trials N] [--quick] [--criterion BASELINE,..] [--criterion-dir DIR] \
+                     [--only raw-core|raw-core-pre|tokio-core|raw-js|raw-js-pre|tokio-js|blocking-js|smol-js]"
                 );
                 return Ok(());
             }
@@ -97,13 +118,19 @@ fn run() -> Result<(), lexopt::Error> {
         rss::child(config, &url, n);
         return Ok(());
     }
-    if !(o.e2e || o.drain || o.rss || o.teardown) {
+    o.criterion_dir = criterion_dir_arg.map(std::path::PathBuf::from);
+    if !(o.e2e || o.drain || o.rss || o.teardown || !o.criterion.is_empty()) {
         return Err(
-            "nothing to do: pass --all or a section (--e2e, --drain, --rss, --teardown)".into(),
+            "nothing to do: pass --all or a section (--e2e, --drain, --rss, --teardown, --criterion)"
+                .into(),
         );
     }
     o.runs = o.runs.max(1);
     header(&o);
+    if !o.criterion.is_empty() {
+        let dir = o.criterion_dir.clone().unwrap_or_else(micro::default_dir);
+        micro::section(&dir, &o.criterion);
+    }
     if o.e2e {
         section_e2e(&o);
     }
@@ -133,8 +160,9 @@ fn header(o: &Options) {
         m.cores, m.cpu, m.kernel, m.mem_mib
     );
     println!(
-        "nats-server: `{}`; runs per configuration: {} (median shown){}; 1-minute load average at start: {}.\n",
+        "nats-server: `{}`; allocator: {}; runs per configuration: {} (median shown){}; 1-minute load average at start: {}.\n",
         nats_version(),
+        if cfg!(feature = "mimalloc") { "mimalloc" } else { "the system's (glibc malloc)" },
         o.runs,
         if o.quick { "; QUICK sizes (smoke run, not for comparison)" } else { "" },
         load()
@@ -415,18 +443,20 @@ fn section_teardown(o: &Options) {
                 n,
             );
             eprintln!(
-                "teardown {} trial {}/{}: naive lost {} (arrived {}); tidings lost {} of {} (delivered {}, spilled {}, arrived {}, unaccounted {})",
+                "teardown {} trial {}/{}: naive lost {} (arrived {}, server got {}); tidings lost {} of {} (delivered {}, spilled {}, arrived {}, server got {}, delivered but never arrived {})",
                 flavor.label(),
                 t + 1,
                 trials,
                 a.lost,
                 a.arrived,
+                a.server_received,
                 b.lost,
                 b.reported,
                 b.delivered,
                 b.spilled,
                 b.arrived,
-                b.unaccounted
+                b.server_received,
+                b.missing
             );
             naive.push(a);
             tidings.push(b);
@@ -447,8 +477,8 @@ fn section_teardown(o: &Options) {
          report; load average {load_start} at the start, {} at the end.\n",
         load()
     );
-    println!("| pattern | runtime | lost per trial (median) | min – max | trials with loss | mean lost | delivered (median) | spilled (median) | arrived (median) | unaccounted |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| pattern | runtime | lost per trial (median) | min – max | trials with loss | mean lost | delivered (median) | spilled (median) | arrived (median) | server received (median) | counted delivered, never arrived (all trials) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (flavor, label, trials) in rows {
         let lost: Vec<f64> = trials.iter().map(|t| t.lost as f64).collect();
         let (lo, hi) = min_max(&lost);
@@ -458,7 +488,7 @@ fn section_teardown(o: &Options) {
             median(&trials.iter().map(|t| f(t) as f64).collect::<Vec<_>>())
         };
         println!(
-            "| {label} | {} | {:.0} | {lo:.0} – {hi:.0} | {with_loss} / {} | {:.1}% | {:.0} | {:.0} | {:.0} | {} |",
+            "| {label} | {} | {:.0} | {lo:.0} – {hi:.0} | {with_loss} / {} | {:.1}% | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
             flavor.label(),
             median(&lost),
             trials.len(),
@@ -466,7 +496,8 @@ fn section_teardown(o: &Options) {
             med(|t| t.delivered),
             med(|t| t.spilled),
             med(|t| t.arrived),
-            trials.iter().map(|t| t.unaccounted).sum::<u64>(),
+            med(|t| t.server_received),
+            trials.iter().map(|t| t.missing).sum::<u64>(),
         );
     }
     println!();

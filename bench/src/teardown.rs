@@ -10,9 +10,12 @@
 //!   report. It keeps no account, so lost = reported − arrived.
 //! * tidings: `reporter.report(r)`, the `AsyncNatsSink` on core NATS, an
 //!   in-memory fallback. lost = accepted − (delivered + spilled) from the
-//!   reporter's own counters, cross-checked against the server: every
-//!   accepted id must have arrived or be in the fallback, and no more may
-//!   count as delivered than arrived.
+//!   reporter's own counters, cross-checked against what arrived: an
+//!   accepted id that neither arrived nor is in the fallback was counted as
+//!   delivered (core NATS: flushed to the socket) yet never reached the
+//!   subscriber; those are counted as `missing`, and the server's own count
+//!   of messages received (`/varz` `in_msgs`) says on which side they
+//!   vanished.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -63,9 +66,12 @@ pub struct Trial {
     pub spilled: u64,
     /// By the pattern's own account (naive: reported − arrived).
     pub lost: u64,
-    /// tidings only: accepted ids neither arrived nor spilled (must be 0),
-    /// and delivered beyond what arrived (must be 0).
-    pub unaccounted: u64,
+    /// tidings only: accepted ids that neither arrived nor were spilled —
+    /// that is, counted as delivered (core NATS: flushed to the socket) but
+    /// never seen by the subscriber.
+    pub missing: u64,
+    /// Messages the server received from clients during the trial.
+    pub server_received: u64,
 }
 
 /// Waits until `n` messages arrived or the count stops moving.
@@ -83,6 +89,7 @@ fn settle(sub: &Subscriber, n: usize) -> Arrivals {
 
 pub fn naive(server: &Server, flavor: Flavor, subject: &str, n: usize) -> Trial {
     let sub = Subscriber::start(&server.url(), subject);
+    let before = server.in_msgs();
     let payloads: Vec<Bytes> = reports(n)
         .iter()
         .map(|r| Bytes::from(r.to_json()))
@@ -104,12 +111,14 @@ pub fn naive(server: &Server, flavor: Flavor, subject: &str, n: usize) -> Trial 
         reported: n as u64,
         arrived,
         lost: n as u64 - arrived.min(n as u64),
+        server_received: server.in_msgs() - before,
         ..Trial::default()
     }
 }
 
 pub fn tidings(server: &Server, flavor: Flavor, subject: &str, n: usize) -> Trial {
     let sub = Subscriber::start(&server.url(), subject);
+    let before = server.in_msgs();
     let reports = reports(n);
     let ids: Vec<ReportId> = reports.iter().map(|r| r.id).collect();
     let spill = MemoryFallback::new();
@@ -138,20 +147,20 @@ pub fn tidings(server: &Server, flavor: Flavor, subject: &str, n: usize) -> Tria
     let s = reporter.stats();
     // After the runtime is gone the guard has nothing left to do.
     drop(guard);
-    let arrivals = settle(&sub, s.delivered as usize);
+    let arrivals = settle(&sub, n);
     let arrived: HashSet<ReportId> = arrivals.ids.iter().copied().collect();
     let spilled: HashSet<ReportId> = spill.ids().into_iter().collect();
     let missing = ids
         .iter()
         .filter(|id| !arrived.contains(id) && !spilled.contains(id))
         .count() as u64;
-    let over_delivered = s.delivered.saturating_sub(arrived.len() as u64);
     Trial {
         reported: s.accepted,
         arrived: arrived.len() as u64,
         delivered: s.delivered,
         spilled: s.spilled,
         lost: s.accepted - (s.delivered + s.spilled).min(s.accepted),
-        unaccounted: missing + over_delivered,
+        missing,
+        server_received: server.in_msgs() - before,
     }
 }
