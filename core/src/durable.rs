@@ -88,11 +88,11 @@ pub(crate) struct Durable {
 impl Durable {
     pub(crate) fn open(config: SpoolConfig, mode: SpoolMode) -> Result<Durable, SpoolError> {
         let (spool, recovery) = Spool::open(config)?;
-        let recovered = recovery.pending.len() as u64;
-        let boundary = recovery.pending.last().map_or(0, |(id, _)| id.get() + 1);
-        // The reports themselves are read back in chunks when replayed;
-        // recovery's copy is not kept (bounded memory after a long outage).
-        drop(recovery);
+        let recovered = recovery.pending_records;
+        // Read before anything is appended: every record below it was
+        // recovered. The reports themselves are read back a page at a time
+        // when replayed (bounded memory after a long outage).
+        let boundary = spool.next_record_id();
         Ok(Durable {
             spool,
             mode,

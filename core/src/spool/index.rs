@@ -222,6 +222,66 @@ impl LiveIndex {
         Some(loc)
     }
 
+    /// Marks every live record with an id in `start..=end` done (an ack
+    /// record read back on recovery). Costs what the index holds in that
+    /// range, not the range's width: a damaged or hostile ack record naming
+    /// `1..=u64::MAX` is cheap.
+    pub(crate) fn remove_range(&mut self, start: u64, end: u64) {
+        if start > end {
+            return;
+        }
+        // Chunks are disjoint and ordered: walking back from `end`, the
+        // first one that ends before `start` ends the overlap.
+        let overlapping: Vec<u64> = self
+            .chunks
+            .range(..=end)
+            .rev()
+            .take_while(|(&first, c)| first + c.ends.len() as u64 > start)
+            .map(|(&first, _)| first)
+            .collect();
+        for first in overlapping {
+            let Some(chunk) = self.chunks.get_mut(&first) else {
+                continue;
+            };
+            let last = (first + chunk.ends.len() as u64 - 1).min(end);
+            let mut k = (start.max(first) - first) as usize;
+            while let Some(found) = chunk.next_live(k) {
+                if first + found as u64 > last {
+                    break;
+                }
+                chunk.live[found / 64] &= !(1 << (found % 64));
+                chunk.live_count -= 1;
+                self.count -= 1;
+                self.bytes -= chunk.loc(found).len;
+                k = found + 1;
+            }
+            if chunk.live_count == 0 {
+                self.chunks.remove(&first);
+            }
+        }
+    }
+
+    /// The oldest live record's id.
+    pub(crate) fn first_id(&self) -> Option<u64> {
+        let (&first, chunk) = self.chunks.first_key_value()?;
+        chunk.next_live(0).map(|k| first + k as u64)
+    }
+
+    /// The newest live record's id.
+    pub(crate) fn last_id(&self) -> Option<u64> {
+        let (&first, chunk) = self.chunks.last_key_value()?;
+        (0..chunk.ends.len())
+            .rev()
+            .find(|&k| chunk.is_live(k))
+            .map(|k| first + k as u64)
+    }
+
+    /// Live records per segment: `(segment, count)`, oldest segment first
+    /// (a segment may appear more than once, in consecutive entries).
+    pub(crate) fn live_per_segment(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.chunks.values().map(|c| (c.segment, c.live_count))
+    }
+
     /// At most `limit` live records with ids greater than `after`, oldest
     /// first.
     pub(crate) fn after(&self, after: Option<u64>, limit: usize) -> Vec<(u64, Loc)> {
@@ -446,6 +506,49 @@ mod tests {
             index.after(None, usize::MAX),
             model.into_iter().collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn range_removal_agrees_with_a_map_and_ignores_the_width_of_the_range() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut index = LiveIndex::default();
+        let mut model: Model<u64, Loc> = Model::new();
+        let (mut id, mut at) = (1u64, 32u64);
+        for round in 0..2_000 {
+            for _ in 0..rng.usize(1..6) {
+                if rng.u8(0..6) == 0 {
+                    id += rng.u64(1..50);
+                }
+                let l = loc(1 + id / 500, at, rng.u64(24..300));
+                at += l.len;
+                index.push(id, l);
+                model.insert(id, l);
+                id += 1;
+            }
+            let start = rng.u64(0..id + 2);
+            let end = start + rng.u64(0..20);
+            index.remove_range(start, end);
+            let gone: Vec<u64> = model.range(start..=end).map(|(i, _)| *i).collect();
+            for i in gone {
+                model.remove(&i);
+            }
+            assert_eq!(index.len(), model.len() as u64, "round {round}");
+            assert_eq!(index.first_id(), model.keys().next().copied());
+            assert_eq!(index.last_id(), model.keys().next_back().copied());
+        }
+        assert_eq!(index.bytes(), model.values().map(|l| l.len).sum::<u64>());
+        assert_eq!(
+            index.after(None, usize::MAX),
+            model.into_iter().collect::<Vec<_>>()
+        );
+        let per_segment: u64 = index.live_per_segment().map(|(_, n)| n).sum();
+        assert_eq!(per_segment, index.len());
+        // The widest range there is empties the index at once.
+        index.remove_range(0, u64::MAX);
+        assert!(index.is_empty());
+        assert_eq!(index.bytes(), 0);
+        assert_eq!((index.first_id(), index.last_id()), (None, None));
+        index.remove_range(5, 4);
     }
 
     #[test]

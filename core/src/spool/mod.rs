@@ -8,8 +8,11 @@
 //! appending an *ack record*, so a restart does not replay them); a segment
 //! file is deleted once it and every older segment hold no live record.
 //! [`Spool::open`] takes an exclusive lock on the directory and recovers
-//! what is there: [`Recovery::pending`] lists the live records oldest first,
-//! with their original [`RecordId`]s and report ids.
+//! what is there: [`Spool::pending_after`] reads the live records back,
+//! oldest first, a page at a time, with their original [`RecordId`]s and
+//! report ids. Recovery keeps only where each live record is (a few bytes
+//! per record), never the reports themselves, so reopening a full spool
+//! costs little memory.
 //!
 //! ```
 //! use tidings_core::Report;
@@ -19,7 +22,7 @@
 //! let config = SpoolConfig { sync: SyncPolicy::Always, ..SpoolConfig::new(dir.path()) };
 //!
 //! let (spool, recovery) = Spool::open(config.clone()).unwrap();
-//! assert!(recovery.pending.is_empty());
+//! assert_eq!(recovery.pending_records, 0);
 //! let a = Report::error("db_down", "primary unreachable");
 //! let b = Report::error("db_down", "still unreachable");
 //! let ids = spool.append(&[&a, &b]).unwrap(); // on disk (fsynced) now
@@ -27,8 +30,8 @@
 //! drop(spool);                                // … or the process crashes
 //!
 //! let (spool, recovery) = Spool::open(config).unwrap();
-//! assert_eq!(recovery.pending, vec![(ids[1], b)]); // same record id, same report id
-//! assert_eq!(spool.pending_count(), 1);
+//! assert_eq!(recovery.pending_records, 1);
+//! assert_eq!(spool.pending_after(None, 100), vec![(ids[1], b)]); // same record id, same report id
 //! ```
 //!
 //! # What each [`SyncPolicy`] survives
@@ -304,11 +307,12 @@ impl SpoolConfig {
 #[derive(Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Recovery {
-    /// Live records (appended, never acknowledged), oldest first, with their
-    /// original record ids and reports. Replay these first. (All of them
-    /// are in memory: up to `max_bytes` worth. [`Spool::pending_after`]
-    /// reads the same records page by page instead.)
-    pub pending: Vec<(RecordId, Report)>,
+    /// Live records found (appended, never acknowledged): what to replay
+    /// first. [`Spool::pending_after`] reads them back page by page, oldest
+    /// first, with their original record ids and reports.
+    pub pending_records: u64,
+    /// Bytes of those records on disk.
+    pub pending_bytes: u64,
     /// Damaged regions skipped: torn or corrupt records, garbage, damaged
     /// segment headers (each counts one).
     pub corrupt_records: u64,
@@ -568,20 +572,13 @@ impl Spool {
                 },
             );
         }
-        let mut live = LiveIndex::default();
-        for (&id, rec) in &scan.live {
-            live.push(
-                id,
-                Loc {
-                    segment: rec.segment,
-                    offset: rec.offset,
-                    len: rec.len,
-                },
-            );
-            if let Some(seg) = segments.get_mut(&rec.segment) {
-                seg.live += 1;
+        for (segment, live) in scan.live.live_per_segment() {
+            if let Some(seg) = segments.get_mut(&segment) {
+                seg.live += live;
             }
         }
+        recovery.pending_records = scan.live.len();
+        recovery.pending_bytes = scan.live.bytes();
 
         // Cut a torn tail off the newest segment, and continue it if it has
         // room.
@@ -625,13 +622,6 @@ impl Spool {
             .map(|s| s.number)
             .collect();
 
-        let pending = scan
-            .live
-            .into_iter()
-            .map(|(id, rec)| (RecordId(id), rec.report))
-            .collect();
-        recovery.pending = pending;
-
         let mut state = State {
             active: Active {
                 number: 0,
@@ -643,7 +633,7 @@ impl Spool {
                 broken: true,
             },
             segments,
-            live,
+            live: scan.live,
             total_bytes,
             next_id,
             next_segment,
@@ -893,6 +883,13 @@ impl Spool {
         out
     }
 
+    /// The id the next appended record will get: every record with a lower
+    /// id was appended before (by this process, or by an earlier one and
+    /// recovered at open).
+    pub(crate) fn next_record_id(&self) -> u64 {
+        lock(&self.inner.state).next_id
+    }
+
     /// Number of live records.
     pub fn pending_count(&self) -> u64 {
         lock(&self.inner.state).live.len()
@@ -975,28 +972,42 @@ impl Spool {
                 torn_bytes: s.skipped_bytes,
             })
             .collect();
-        let mut live_bytes = 0;
+        for (segment, live) in scan.live.live_per_segment() {
+            if let Some(seg) = segments.iter_mut().find(|s| s.number == segment) {
+                seg.live += live;
+            }
+        }
+        // The live reports' time span: read them back a page at a time
+        // (the scan kept where they are, not what they say). One that
+        // cannot be read now (a live spool rotated it away) is left out.
         let mut oldest: Option<Timestamp> = None;
         let mut newest: Option<Timestamp> = None;
-        for rec in scan.live.values() {
-            live_bytes += rec.len;
-            let t = rec.report.timestamp;
-            oldest = Some(oldest.map_or(t, |o| o.min(t)));
-            newest = Some(newest.map_or(t, |n| n.max(t)));
-            if let Some(seg) = segments.iter_mut().find(|s| s.number == rec.segment) {
-                seg.live += 1;
+        let mut open = None;
+        let mut after = None;
+        loop {
+            let page = scan.live.after(after, 1024);
+            let Some(&(last, _)) = page.last() else {
+                break;
+            };
+            for (_, loc) in page {
+                if let Ok(Ok((Record::Report { report, .. }, _))) = read_at(dir, &mut open, loc) {
+                    let t = report.timestamp;
+                    oldest = Some(oldest.map_or(t, |o| o.min(t)));
+                    newest = Some(newest.map_or(t, |n| n.max(t)));
+                }
             }
+            after = Some(last);
         }
         Ok(Inspection {
             dir: dir.to_path_buf(),
             records: segments.iter().map(|s| s.reports).sum(),
-            live: scan.live.len() as u64,
-            live_bytes,
+            live: scan.live.len(),
+            live_bytes: scan.live.bytes(),
             total_bytes: segments.iter().map(|s| s.bytes).sum(),
             oldest,
             newest,
-            first_live: scan.live.keys().next().map(|&id| RecordId(id)),
-            last_live: scan.live.keys().next_back().map(|&id| RecordId(id)),
+            first_live: scan.live.first_id().map(RecordId),
+            last_live: scan.live.last_id().map(RecordId),
             corrupt_records: segments.iter().map(|s| s.corrupt_records).sum(),
             torn_bytes: segments.iter().map(|s| s.torn_bytes).sum(),
             lock_pid: lock::read_pid(&lock::lock_path(dir)),
@@ -1484,9 +1495,10 @@ mod tests {
         let after = Report::error("c", "after");
         let more = spool.append(&[&after]).unwrap();
         drop(spool);
-        let (_spool, recovery) = open(dir.path(), SyncPolicy::None);
+        let (spool, recovery) = open(dir.path(), SyncPolicy::None);
         assert_eq!(recovery.corrupt_records, 0);
-        assert_eq!(recovery.pending, vec![(ids[0], kept), (more[0], after)]);
+        assert_eq!(recovery.pending_records, 2);
+        assert_eq!(spool.pending(), vec![(ids[0], kept), (more[0], after)]);
     }
 
     #[test]
@@ -1507,7 +1519,8 @@ mod tests {
         drop(spool);
         // The written records are recovered (a duplicate at worst).
         let (spool, recovery) = open(dir.path(), SyncPolicy::Always);
-        let replayed: Vec<_> = recovery.pending.into_iter().map(|(_, r)| r).collect();
+        assert_eq!(recovery.pending_records, spool.pending_count());
+        let replayed: Vec<_> = spool.pending().into_iter().map(|(_, r)| r).collect();
         assert_eq!(replayed, vec![first, second]);
         spool.append(&[&Report::error("d", "4")]).unwrap();
     }
@@ -1549,8 +1562,7 @@ mod tests {
         spool.ack(&acked).unwrap();
         drop(spool);
         let (spool, recovery) = open(dir.path(), SyncPolicy::None);
-        assert_eq!(recovery.pending.len(), RESTART - acked.len());
-        drop(recovery);
+        assert_eq!(recovery.pending_records, (RESTART - acked.len()) as u64);
         let recovered = index_bytes_per_record(&spool);
         // 1.5 entries of 4 bytes per live record (the acknowledged ones
         // are dead entries).

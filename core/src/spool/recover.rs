@@ -5,14 +5,12 @@
 //! name, so what remains in [`DirScan::live`] is exactly what must be
 //! replayed. Nothing here writes.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::report::Report;
-
 use super::format::{Record, SegmentHeader, FORMAT_VERSION, SEGMENT_HEADER_LEN};
+use super::index::{LiveIndex, Loc};
 use super::scan::{Item, Scanner};
 use super::SpoolError;
 
@@ -74,21 +72,14 @@ impl SegmentScan {
     }
 }
 
-/// A record that no acknowledgement names.
-#[derive(Debug)]
-pub(crate) struct LiveRecord {
-    pub(crate) segment: u64,
-    pub(crate) offset: u64,
-    pub(crate) len: u64,
-    pub(crate) report: Report,
-}
-
 /// What a spool directory holds.
 #[derive(Debug, Default)]
 pub(crate) struct DirScan {
     pub(crate) segments: Vec<SegmentScan>,
-    /// Live records by record id.
-    pub(crate) live: BTreeMap<u64, LiveRecord>,
+    /// Where the live records are (not the reports themselves: recovering
+    /// a full spool costs a few bytes of memory per record, not the
+    /// records).
+    pub(crate) live: LiveIndex,
     /// The highest record id seen (0 if none).
     pub(crate) max_id: u64,
     /// The highest base id of an intact segment header (0 if none).
@@ -167,29 +158,29 @@ fn scan_segment(number: u64, path: PathBuf, into: &mut DirScan) -> Result<Segmen
             }) => {
                 seg.good_end = offset + len;
                 match record {
-                    Record::Report { id, report } => {
+                    Record::Report { id, .. } => {
                         seg.reports += 1;
-                        into.max_id = into.max_id.max(id.get());
-                        // A repeated id (only possible if files were copied
+                        let id = id.get();
+                        // Ids grow in append order. One that does not (a
+                        // repeated id: only possible if files were copied
                         // around) keeps its first occurrence.
-                        into.live.entry(id.get()).or_insert(LiveRecord {
-                            segment: number,
-                            offset,
-                            len,
-                            report,
-                        });
+                        if id > into.max_id {
+                            into.live.push(
+                                id,
+                                Loc {
+                                    segment: number,
+                                    offset,
+                                    len,
+                                },
+                            );
+                            into.max_id = id;
+                        }
                     }
                     Record::Ack { ranges } => {
                         seg.acks += 1;
                         for range in ranges {
-                            let done: Vec<u64> = into
-                                .live
-                                .range(range.start().get()..=range.end().get())
-                                .map(|(id, _)| *id)
-                                .collect();
-                            for id in done {
-                                into.live.remove(&id);
-                            }
+                            into.live
+                                .remove_range(range.start().get(), range.end().get());
                         }
                     }
                 }
