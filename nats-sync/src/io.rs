@@ -4,9 +4,12 @@
 //! channel: jobs from the async side ([`Msg::Send`], [`Msg::Close`]),
 //! results of connect attempts (made on short-lived threads of their own, so
 //! a slow TCP connect never stalls a job), and the client's word that a
-//! connection died. Jobs run one at a time; each answers on its own reply
-//! channel and gives up early when that channel's receiver is gone (the
-//! worker dropped the send future).
+//! connection died. Jobs run one at a time, except that JetStream jobs
+//! already queued when one starts are sent with it as one pipeline (the
+//! acks of one batch overlap the publishes of the next, instead of the
+//! pipeline running dry at every batch boundary). Each job answers on its
+//! own reply channel as soon as its last ack is in, and gives up early when
+//! that channel's receiver is gone (the worker dropped the send future).
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -32,6 +35,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 const ENSURE_EVERY: Duration = Duration::from_secs(5);
 /// Server errors kept for attributing them to a batch.
 const ERRORS_KEPT: usize = 32;
+/// At most this many queued JetStream jobs are sent as one pipeline.
+const MAX_PIPELINED_JOBS: usize = 8;
 
 pub(crate) type Results = Vec<Result<Ack, SinkError>>;
 
@@ -138,6 +143,9 @@ pub(crate) struct Io {
     first_attempt_done: bool,
     first_deadline: Instant,
     parked: Vec<SendJob>,
+    /// Messages taken off the channel while looking for queued jobs, to be
+    /// handled (in order) before the channel's next ones.
+    deferred: VecDeque<Msg>,
     /// Reply tokens: `<inbox>.<token>`, unique for the thread's life, so a
     /// late ack from an abandoned batch is recognised and ignored.
     token: u64,
@@ -172,6 +180,7 @@ impl Io {
             next_attempt: now,
             first_attempt_done: false,
             parked: Vec::new(),
+            deferred: VecDeque::new(),
             token: 0,
             buf: Vec::with_capacity(4096),
         }
@@ -194,15 +203,18 @@ impl Io {
             if !self.parked.is_empty() && (self.first_attempt_done || now >= self.first_deadline) {
                 self.run_parked();
             }
-            let msg = match self.wake_at() {
-                Some(at) => match rx.recv_timeout(at.saturating_duration_since(now)) {
-                    Ok(msg) => msg,
-                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                },
-                None => match rx.recv() {
-                    Ok(msg) => msg,
-                    Err(_) => break,
+            let msg = match self.deferred.pop_front() {
+                Some(msg) => msg,
+                None => match self.wake_at() {
+                    Some(at) => match rx.recv_timeout(at.saturating_duration_since(now)) {
+                        Ok(msg) => msg,
+                        Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    },
+                    None => match rx.recv() {
+                        Ok(msg) => msg,
+                        Err(_) => break,
+                    },
                 },
             };
             match msg {
@@ -210,7 +222,8 @@ impl Io {
                     if !self.first_attempt_done && Instant::now() < self.first_deadline {
                         self.parked.push(job);
                     } else {
-                        self.run_job(job);
+                        let jobs = self.with_queued_jobs(job, &rx);
+                        self.run_jobs(jobs);
                     }
                 }
                 Msg::Connected { attempt, result } => self.connected(attempt, result),
@@ -342,56 +355,99 @@ impl Io {
     }
 
     fn run_parked(&mut self) {
-        for job in std::mem::take(&mut self.parked) {
-            self.run_job(job);
+        let parked = std::mem::take(&mut self.parked);
+        if matches!(self.config.delivery, Delivery::JetStream { .. }) {
+            let mut parked = parked.into_iter().peekable();
+            while parked.peek().is_some() {
+                self.run_jobs(parked.by_ref().take(MAX_PIPELINED_JOBS).collect());
+            }
+        } else {
+            for job in parked {
+                self.run_jobs(vec![job]);
+            }
         }
     }
 
-    /// Runs one job; a panic in it (a bug here or in the client) fails that
-    /// batch as `Panicked` and costs the connection, not the thread.
-    fn run_job(&mut self, job: SendJob) {
-        let reply = job.reply.clone();
-        let n = job.batch.len();
-        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| self.try_job(job)));
+    /// `first`, and for JetStream the send jobs queued right behind it (up
+    /// to [`MAX_PIPELINED_JOBS`]): they go out as one pipeline. Stops at the
+    /// first other message, which waits in `deferred`, so order is kept.
+    fn with_queued_jobs(&mut self, first: SendJob, rx: &mpsc::Receiver<Msg>) -> Vec<SendJob> {
+        let mut jobs = vec![first];
+        if !matches!(self.config.delivery, Delivery::JetStream { .. }) {
+            return jobs;
+        }
+        while jobs.len() < MAX_PIPELINED_JOBS {
+            match rx.try_recv() {
+                Ok(Msg::Send(job)) => jobs.push(job),
+                Ok(other) => {
+                    self.deferred.push_back(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        jobs
+    }
+
+    /// Runs jobs; a panic (a bug here or in the client) fails the batches
+    /// not yet answered as `Panicked` and costs the connection, not the
+    /// thread.
+    fn run_jobs(&mut self, jobs: Vec<SendJob>) {
+        let replies: Vec<(async_channel::Sender<Results>, usize)> = jobs
+            .iter()
+            .map(|job| (job.reply.clone(), job.batch.len()))
+            .collect();
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| self.try_jobs(jobs)));
         if ran.is_err() {
-            // The link was out of `self.link` while the job ran: it is gone,
-            // and the loop makes a new one.
+            // The link was out of `self.link` while the jobs ran: it is
+            // gone, and the loop makes a new one.
             self.shared.set_current(None);
             self.next_attempt = Instant::now();
-            let _ = reply.try_send(
-                SinkError::new(
-                    SinkErrorKind::Panicked,
-                    "the NATS I/O thread panicked while sending",
-                )
-                .for_all(n),
-            );
+            for (reply, n) in replies {
+                // A job answered before the panic keeps its answer: its
+                // channel holds one message, or its receiver is gone.
+                let _ = reply.try_send(
+                    SinkError::new(
+                        SinkErrorKind::Panicked,
+                        "the NATS I/O thread panicked while sending",
+                    )
+                    .for_all(n),
+                );
+            }
         }
     }
 
-    fn try_job(&mut self, job: SendJob) {
-        if job.reply.is_closed() {
-            return; // abandoned while queued
+    fn try_jobs(&mut self, mut jobs: Vec<SendJob>) {
+        jobs.retain(|job| !job.reply.is_closed()); // abandoned while queued
+        if jobs.is_empty() {
+            return;
+        }
+        let connected = self.link.as_ref().is_some_and(|l| l.link.is_connected());
+        if !connected {
+            for job in &jobs {
+                let _ = job
+                    .reply
+                    .try_send(self.not_connected().for_all(job.batch.len()));
+            }
+            return;
         }
         let Some(mut live) = self.link.take() else {
-            let n = job.batch.len();
-            let _ = job.reply.try_send(self.not_connected().for_all(n));
-            return;
+            return; // checked just above
         };
-        let results = if !live.link.is_connected() {
-            Some(self.not_connected().for_all(job.batch.len()))
-        } else {
-            match self.config.delivery.clone() {
-                Delivery::Core => self.send_core(&live.link, &job),
-                Delivery::JetStream {
-                    ack_timeout,
-                    max_acks_in_flight,
-                } => self.send_jetstream(&mut live, &job, ack_timeout, max_acks_in_flight),
+        match self.config.delivery.clone() {
+            Delivery::Core => {
+                for job in &jobs {
+                    if let Some(results) = self.send_core(&live.link, job) {
+                        let _ = job.reply.try_send(results);
+                    }
+                }
             }
-        };
-        self.link = Some(live);
-        if let Some(results) = results {
-            let _ = job.reply.try_send(results);
+            Delivery::JetStream {
+                ack_timeout,
+                max_acks_in_flight,
+            } => self.send_jetstream(&mut live, &jobs, ack_timeout, max_acks_in_flight),
         }
+        self.link = Some(live);
     }
 
     fn not_connected(&self) -> SinkError {
@@ -503,15 +559,18 @@ impl Io {
         Some(finish(results))
     }
 
-    /// JetStream publish with pipelined acks: at most `window` outstanding,
-    /// all of the batch's acks awaited until `ack_timeout` after the start.
+    /// JetStream publish of `jobs` as one pipeline: at most `window` acks
+    /// outstanding across all of them, every ack awaited until
+    /// `ack_timeout` after the start. Each job is answered as soon as its
+    /// last ack is in; the rest when the pipeline stops (done, timed out,
+    /// disconnected). A job whose receiver goes away is dropped from it.
     fn send_jetstream(
         &mut self,
         live: &mut Live,
-        job: &SendJob,
+        jobs: &[SendJob],
         ack_timeout: Duration,
         window: usize,
-    ) -> Option<Results> {
+    ) {
         if !live.stream_ready && live.last_ensure.elapsed() >= ENSURE_EVERY {
             if let Some(name) = &self.config.ensure_stream {
                 live.last_ensure = Instant::now();
@@ -524,71 +583,66 @@ impl Io {
             }
         }
         let link = &live.link;
-        let batch = &job.batch;
         let limit = self
             .config
             .payload_limit(link.max_payload())
             .saturating_sub(HEADER_OVERHEAD);
         let deadline = Instant::now() + ack_timeout;
         let mark = self.shared.error_mark();
-        let mut results: Vec<Option<Result<Ack, SinkError>>> = vec![None; batch.len()];
-        let mut subjects: Vec<String> = Vec::with_capacity(batch.len());
-        // token -> report index
-        let mut outstanding: HashMap<u64, usize> = HashMap::with_capacity(window.min(batch.len()));
+        let mut pipeline = Pipeline {
+            jobs: jobs.iter().map(PipelinedJob::new).collect(),
+            tokens: HashMap::with_capacity(window),
+        };
         let mut stop: Option<Stop> = None;
         let mut broken: Option<SinkError> = None;
 
-        for (i, report) in batch.iter().enumerate() {
-            let subject = self.config.subject_for(report).into_owned();
-            while stop.is_none() && outstanding.len() >= window {
-                stop = self.collect_acks(
-                    link,
-                    job,
-                    deadline,
-                    &mut outstanding,
-                    &mut results,
-                    &subjects,
-                    true,
-                );
-            }
-            if broken.is_none() && stop.is_none() && !link.is_connected() {
-                stop = Some(Stop::Disconnected);
-            }
-            subjects.push(subject);
-            if stop.is_some() || broken.is_some() {
-                continue; // failed below, with the outstanding ones
-            }
-            let subject = &subjects[i];
-            if let Err(e) = self.encode(report, subject, limit) {
-                results[i] = Some(Err(e));
-                continue;
-            }
-            let token = self.next_token();
-            match link.publish_for_ack(subject, token, &report.id.to_string(), &self.buf) {
-                Ok(()) => {
-                    outstanding.insert(token, i);
+        'jobs: for (j, job) in jobs.iter().enumerate() {
+            for (i, report) in job.batch.iter().enumerate() {
+                let subject = self.config.subject_for(report).into_owned();
+                while stop.is_none() && pipeline.tokens.len() >= window {
+                    stop = pipeline.take_acks(link, deadline, true);
                 }
-                Err(e) => {
-                    broken = Some(SinkError::unavailable(
-                        self.redactor.clean(&format!("publish failed: {e}")),
-                    ));
+                if broken.is_none() && stop.is_none() && !link.is_connected() {
+                    stop = Some(Stop::Disconnected);
+                }
+                let state = &mut pipeline.jobs[j];
+                state.subjects.push(subject);
+                if stop.is_some() || broken.is_some() {
+                    break 'jobs; // failed below, with the outstanding ones
+                }
+                if state.done {
+                    continue 'jobs; // abandoned
+                }
+                if let Err(e) = self.encode(report, &state.subjects[i], limit) {
+                    state.results[i] = Some(Err(e));
+                    continue;
+                }
+                let token = self.next_token();
+                match link.publish_for_ack(
+                    &state.subjects[i],
+                    token,
+                    &report.id.to_string(),
+                    &self.buf,
+                ) {
+                    Ok(()) => {
+                        state.outstanding += 1;
+                        pipeline.tokens.insert(token, (j, i));
+                    }
+                    Err(e) => {
+                        broken = Some(SinkError::unavailable(
+                            self.redactor.clean(&format!("publish failed: {e}")),
+                        ));
+                    }
                 }
             }
+            pipeline.jobs[j].published_all = true;
+            pipeline.answer_if_complete(j);
         }
-        if stop.is_none() && !outstanding.is_empty() {
-            stop = self.collect_acks(
-                link,
-                job,
-                deadline,
-                &mut outstanding,
-                &mut results,
-                &subjects,
-                false,
-            );
+        if stop.is_none() && !pipeline.tokens.is_empty() {
+            stop = pipeline.take_acks(link, deadline, false);
         }
         let failure = match stop {
-            None => None,
-            Some(Stop::Abandoned) => return None,
+            None | Some(Stop::Abandoned) => None,
             Some(Stop::TimedOut) => Some(SinkError::timeout(format!(
                 "no JetStream ack within {ack_timeout:?}"
             ))),
@@ -596,43 +650,24 @@ impl Io {
         };
         let failure = failure.or(broken);
         let refused = publish_refusals(&self.shared.errors_since(mark));
-        for (i, slot) in results.iter_mut().enumerate() {
-            if slot.is_some() {
-                continue;
+        for state in pipeline.jobs.iter_mut().filter(|s| !s.done) {
+            for (i, slot) in state.results.iter_mut().enumerate() {
+                if slot.is_some() {
+                    continue;
+                }
+                let subject = state.subjects.get(i).map(String::as_str);
+                *slot = Some(Err(
+                    if let Some(e) = subject.and_then(|s| refusal_for(&refused, s)) {
+                        e
+                    } else if let Some(e) = &failure {
+                        e.clone()
+                    } else {
+                        SinkError::other("not attempted")
+                    },
+                ));
             }
-            *slot = Some(Err(if let Some(e) = refusal_for(&refused, &subjects[i]) {
-                e
-            } else if let Some(e) = &failure {
-                e.clone()
-            } else {
-                SinkError::other("not attempted")
-            }));
+            state.answer();
         }
-        Some(finish(results))
-    }
-
-    /// Takes acks off the inbox into `results` until none is outstanding
-    /// (or, with `one_slot`, until one slot in the window is free). `None`
-    /// when done, else why it stopped.
-    #[allow(clippy::too_many_arguments)]
-    fn collect_acks(
-        &self,
-        link: &Link,
-        job: &SendJob,
-        deadline: Instant,
-        outstanding: &mut HashMap<u64, usize>,
-        results: &mut [Option<Result<Ack, SinkError>>],
-        subjects: &[String],
-        one_slot: bool,
-    ) -> Option<Stop> {
-        let before = outstanding.len();
-        self.wait_replies(link, job, deadline, |reply| {
-            // Unknown tokens are acks of an earlier, abandoned attempt.
-            if let Some(i) = reply.token.and_then(|t| outstanding.remove(&t)) {
-                results[i] = Some(ack::parse(&subjects[i], reply.no_responders, &reply.data));
-            }
-            outstanding.is_empty() || (one_slot && outstanding.len() < before)
-        })
     }
 
     /// Feeds replies to `done` until it returns true (`None`) or the wait
@@ -656,6 +691,114 @@ impl Io {
                 NextReply::Reply(reply) => {
                     if done(&reply) {
                         return None;
+                    }
+                }
+                NextReply::TimedOut => {
+                    if !link.is_connected() {
+                        return Some(Stop::Disconnected);
+                    }
+                }
+                NextReply::Closed => return Some(Stop::Disconnected),
+            }
+        }
+    }
+}
+
+/// The jobs of one JetStream pipeline and the acks they wait for.
+struct Pipeline<'a> {
+    jobs: Vec<PipelinedJob<'a>>,
+    /// Reply token -> (job, report index) of each outstanding ack.
+    tokens: HashMap<u64, (usize, usize)>,
+}
+
+struct PipelinedJob<'a> {
+    job: &'a SendJob,
+    results: Vec<Option<Result<Ack, SinkError>>>,
+    /// One per report looked at so far.
+    subjects: Vec<String>,
+    /// Published, ack not in yet.
+    outstanding: usize,
+    /// Every report was looked at.
+    published_all: bool,
+    /// Answered, or abandoned by its caller: out of the pipeline.
+    done: bool,
+}
+
+impl<'a> PipelinedJob<'a> {
+    fn new(job: &'a SendJob) -> PipelinedJob<'a> {
+        PipelinedJob {
+            job,
+            results: vec![None; job.batch.len()],
+            subjects: Vec::with_capacity(job.batch.len()),
+            outstanding: 0,
+            published_all: false,
+            done: false,
+        }
+    }
+
+    fn answer(&mut self) {
+        self.done = true;
+        let _ = self
+            .job
+            .reply
+            .try_send(finish(std::mem::take(&mut self.results)));
+    }
+}
+
+impl Pipeline<'_> {
+    /// Answers job `j` if every report of it has its result.
+    fn answer_if_complete(&mut self, j: usize) {
+        let state = &mut self.jobs[j];
+        if !state.done
+            && state.published_all
+            && state.outstanding == 0
+            && state.results.iter().all(Option::is_some)
+        {
+            state.answer();
+        }
+    }
+
+    /// Drops jobs whose caller went away, and their outstanding acks.
+    fn drop_abandoned(&mut self) {
+        let mut gone = Vec::new();
+        for (j, state) in self.jobs.iter_mut().enumerate() {
+            if !state.done && state.job.reply.is_closed() {
+                state.done = true;
+                state.outstanding = 0;
+                gone.push(j);
+            }
+        }
+        if !gone.is_empty() {
+            self.tokens.retain(|_, (j, _)| !gone.contains(j));
+        }
+    }
+
+    /// Takes acks off the inbox until none is outstanding (or, with
+    /// `one_slot`, until a slot in the window is free), answering each job
+    /// whose last ack came in. `None` when done, else why it stopped.
+    fn take_acks(&mut self, link: &Link, deadline: Instant, one_slot: bool) -> Option<Stop> {
+        let before = self.tokens.len();
+        loop {
+            self.drop_abandoned();
+            if self.tokens.is_empty() || (one_slot && self.tokens.len() < before) {
+                return None;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Some(Stop::TimedOut);
+            }
+            match link.next_reply(POLL_SLICE.min(deadline - now)) {
+                NextReply::Reply(reply) => {
+                    // Unknown tokens are acks of an earlier, abandoned attempt.
+                    if let Some((j, i)) = reply.token.and_then(|t| self.tokens.remove(&t)) {
+                        let state = &mut self.jobs[j];
+                        state.results[i] = Some(ack::parse(
+                            &state.subjects[i],
+                            reply.no_responders,
+                            &reply.data,
+                        ));
+                        state.outstanding -= 1;
+                        self.answer_if_complete(j);
                     }
                 }
                 NextReply::TimedOut => {
