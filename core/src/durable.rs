@@ -18,6 +18,13 @@
 //! runs, and records of this run whose report was spilled — never a record
 //! whose report is still on its way through the queue, which would only be
 //! sent twice.
+//!
+//! A replayed record that no sink will ever take (each sink took it or
+//! refused it with a non-retryable error, at least one refused) is moved to
+//! the next fallback and acknowledged, and counted in
+//! [`SpoolSummary::moved_to_fallback`]: one poison report must not hold up
+//! the records behind it, nor keep its segment (and every later one) on
+//! disk. If the fallback chain fails too, it stays in the spool.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -55,6 +62,12 @@ pub struct SpoolSummary {
     /// Records delivered from the spool by a replay (this run's spills and
     /// earlier runs' leftovers).
     pub replayed: u64,
+    /// Records no replay can ever deliver — a sink refused them for good
+    /// (too large, not permitted), every other sink took them or refused
+    /// them too — moved from the spool to the next fallback (the configured
+    /// fallback, else stderr), so that they neither hold up the replay nor
+    /// pin the spool's disk space. Still *spilled*, never dropped.
+    pub moved_to_fallback: u64,
     /// Records still waiting in the spool.
     pub pending: u64,
     /// Records found waiting when the spool was opened.
@@ -80,6 +93,7 @@ pub(crate) struct Durable {
     /// Something may be waiting for a replay.
     dirty: AtomicBool,
     replayed: AtomicU64,
+    moved_to_fallback: AtomicU64,
     recovered: u64,
     /// Write-ahead appends that failed (the report went on without a record).
     write_ahead_failures: AtomicU64,
@@ -100,6 +114,7 @@ impl Durable {
             released: Mutex::new(RangeSet::default()),
             dirty: AtomicBool::new(recovered > 0),
             replayed: AtomicU64::new(0),
+            moved_to_fallback: AtomicU64::new(0),
             recovered,
             write_ahead_failures: AtomicU64::new(0),
         })
@@ -196,6 +211,10 @@ impl Durable {
         self.replayed.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub(crate) fn count_moved_to_fallback(&self, n: u64) {
+        self.moved_to_fallback.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub(crate) fn summary(&self) -> SpoolSummary {
         let s = self.spool.stats();
         SpoolSummary {
@@ -203,6 +222,7 @@ impl Durable {
             mode: Some(self.mode),
             appended: s.appended,
             replayed: self.replayed.load(Ordering::Relaxed),
+            moved_to_fallback: self.moved_to_fallback.load(Ordering::Relaxed),
             pending: s.live_records,
             recovered: self.recovered,
             corrupt_skipped: s.corrupt_skipped,

@@ -420,7 +420,7 @@ impl Shared {
 impl Shared {
     /// The configured fallback, then stderr: where a report goes when the
     /// spool is absent or refused it. Lost only if both fail.
-    fn spill_to_fallback(&self, reports: &[&Report]) -> (StatusKind, String) {
+    pub(crate) fn spill_to_fallback(&self, reports: &[&Report]) -> (StatusKind, String) {
         match self.fallback.spill(reports) {
             Ok(()) => (StatusKind::Spilled, self.fallback.location()),
             Err(e) => {

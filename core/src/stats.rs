@@ -236,6 +236,13 @@ impl fmt::Display for ShutdownSummary {
                     String::new()
                 }
             )?;
+            if spool.moved_to_fallback > 0 {
+                writeln!(
+                    f,
+                    "spool: {} report(s) no sink will ever take, moved to {}",
+                    spool.moved_to_fallback, s.spill_location
+                )?;
+            }
             if let Some(e) = &spool.last_error {
                 writeln!(f, "spool last error: {e}")?;
             }

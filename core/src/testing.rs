@@ -43,6 +43,9 @@ pub enum Behavior {
     Panic,
     /// Panic this many attempts, then deliver.
     PanicTimes(u32),
+    /// Refuse the reports of this kind for good ([`SinkErrorKind::Rejected`],
+    /// not retryable: a poison report); take the others.
+    RejectKind(&'static str),
 }
 
 #[derive(Default)]
@@ -247,6 +250,19 @@ impl Sink for TestSink {
                 Behavior::FailTimes(_) => {
                     SinkError::unavailable("scripted failure").for_all(batch.len())
                 }
+                Behavior::RejectKind(kind) => batch
+                    .iter()
+                    .map(|report| {
+                        if report.kind == kind {
+                            Err(SinkError::rejected(format!(
+                                "scripted refusal of kind {kind}"
+                            )))
+                        } else {
+                            lock(&state.received).push(report.clone());
+                            Ok(Ack::Written)
+                        }
+                    })
+                    .collect(),
                 Behavior::Hang => {
                     std::future::pending::<()>().await;
                     unreachable!("pending never completes")

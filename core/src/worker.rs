@@ -29,10 +29,13 @@ use futures::future::{self, Either};
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 
-use crate::entry::{Entry, SinkOutcome, SinkResult, SpillReason};
+use crate::durable::Durable;
+use crate::entry::{Entry, SinkOutcome, SinkResult, SpillReason, StatusKind};
+use crate::report::Report;
 use crate::runtime::BoxSleep;
 use crate::shared::{Admit, InFlightBatch, Phase, Shared, SinkState};
 use crate::sink::{Ack, Batch, SinkError, SinkErrorKind};
+use crate::spool::RecordId;
 use crate::stats::{add, inc, Ending};
 use crate::sync::Arc;
 
@@ -443,8 +446,11 @@ fn maybe_start_replay(shared: &Arc<Shared>, replay: &mut Option<BatchTask>) {
 }
 
 /// Sends what the spool holds for replay to the sinks, oldest first, in
-/// batches; acknowledges what every sink took. Returns false at the first
-/// batch with a failure (the rest waits for a later pass).
+/// batches; acknowledges what every sink took. A record no replay can ever
+/// deliver (refused for good by a sink, see [`Undeliverable`]) is moved to
+/// the next fallback, so one poison record neither holds up the records
+/// behind it nor pins the spool's disk space. Returns false at the first
+/// batch with a record to try again (the rest waits for a later pass).
 async fn replay_pass(shared: &Shared) -> bool {
     let Some(durable) = &shared.durable else {
         return true;
@@ -471,24 +477,96 @@ async fn replay_pass(shared: &Shared) -> bool {
                 .map(|sink| deliver_to_sink(shared, sink, &batch)),
         )
         .await;
-        let delivered: Vec<_> = records
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| {
-                per_sink
-                    .iter()
-                    .all(|results| matches!(results[*i], SinkResult::Delivered(_)))
-            })
-            .map(|(_, id)| *id)
-            .collect();
+        let mut delivered = Vec::new();
+        let mut undeliverable = Undeliverable::default();
+        let mut try_again = 0;
+        for (i, id) in records.iter().enumerate() {
+            let results = || per_sink.iter().map(|results| &results[i]);
+            if results().all(|r| matches!(r, SinkResult::Delivered(_))) {
+                delivered.push(*id);
+            } else if let Some(e) = Undeliverable::refusal(results()) {
+                undeliverable.add(*id, i, e);
+            } else {
+                try_again += 1;
+            }
+        }
         durable.ack(&delivered);
         durable.count_replayed(delivered.len() as u64);
-        if delivered.len() < records.len() {
+        if !undeliverable.records.is_empty() && !undeliverable.move_out(shared, durable, &batch) {
+            try_again += undeliverable.records.len();
+        }
+        if try_again > 0 {
             shared
                 .runtime
                 .sleep(shared.config.retry.probe_interval)
                 .await;
             return false;
         }
+    }
+}
+
+/// Replayed records that no replay can ever deliver: every sink either took
+/// the report or refused it with a permanent error (not
+/// [`retryable`](crate::SinkError::is_retryable): too large, not permitted,
+/// malformed), and at least one refused it.
+#[derive(Default)]
+struct Undeliverable {
+    /// Record ids, and each one's index in the batch.
+    records: Vec<(RecordId, usize)>,
+    /// The first refusal, for the log line.
+    first_error: Option<String>,
+}
+
+impl Undeliverable {
+    /// The permanent refusal among one record's per-sink results, if every
+    /// result is a delivery or a permanent refusal.
+    fn refusal<'r>(mut results: impl Iterator<Item = &'r SinkResult>) -> Option<String> {
+        let mut refusal = None;
+        let settled_for_good = results.all(|r| match r {
+            SinkResult::Delivered(_) => true,
+            SinkResult::Failed(e) if !e.is_retryable() => {
+                refusal.get_or_insert_with(|| e.to_string());
+                true
+            }
+            _ => false,
+        });
+        if settled_for_good {
+            refusal
+        } else {
+            None
+        }
+    }
+
+    fn add(&mut self, id: RecordId, index: usize, error: String) {
+        self.records.push((id, index));
+        self.first_error.get_or_insert(error);
+    }
+
+    /// Writes the reports to the next fallback and, once they are there,
+    /// takes their records out of the spool. False if the fallback chain
+    /// failed too: they stay in the spool (kept, never dropped).
+    fn move_out(&self, shared: &Shared, durable: &Durable, batch: &Batch) -> bool {
+        let reports: Vec<&Report> = self
+            .records
+            .iter()
+            .filter_map(|&(_, i)| batch.get(i))
+            .collect();
+        let n = self.records.len();
+        let why = self.first_error.as_deref().unwrap_or("refused");
+        let (kind, to) = shared.spill_to_fallback(&reports);
+        if kind == StatusKind::Lost {
+            shared.log(format_args!(
+                "{n} spooled report(s) no sink will ever take ({why}) stay in the spool: \
+                 the fallback failed too ({to})"
+            ));
+            return false;
+        }
+        let ids: Vec<RecordId> = self.records.iter().map(|&(id, _)| id).collect();
+        durable.ack(&ids);
+        durable.count_moved_to_fallback(n as u64);
+        shared.log(format_args!(
+            "{n} spooled report(s) no sink will ever take ({why}): moved to {to}"
+        ));
+        true
     }
 }

@@ -294,3 +294,75 @@ fn damaged_spool_records_are_skipped_and_counted_and_every_intact_one_is_replaye
     );
     assert_eq!(summary.stats.spool.unwrap().pending, 0);
 }
+
+/// A spooled report a sink refuses for good (a poison report) must not
+/// stay in the spool for ever, holding up what is behind it and pinning
+/// disk space: a replay moves it to the fallback, and delivers the rest.
+#[test]
+fn a_report_refused_for_good_leaves_the_spool_for_the_fallback() {
+    use tidings_core::Runtime;
+    for mode in [SpoolMode::OnSpill, SpoolMode::WriteAhead] {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = ManualRuntime::new();
+        let (sink, control) = TestSink::new("mem");
+        control.set_behavior(Behavior::Fail(SinkErrorKind::Unavailable));
+        let fallback = MemoryFallback::new();
+        let reporter = Reporter::builder()
+            .sink(sink)
+            .fallback(fallback.clone())
+            .retry(retry())
+            .max_batch(64)
+            .spool(spool(&dir), mode)
+            .log_to_stderr(false)
+            .build(rt.handle())
+            .unwrap();
+        // The poison report first, then enough for several replay batches,
+        // all spooled while the sink is down.
+        let poison = reporter.report(Report::error("poison", "x")).unwrap();
+        let poison_id = poison.id();
+        assert!(rt.block_on(poison).is_spilled(), "{mode:?}");
+        let receipts: Vec<_> = (0..200)
+            .map(|i| {
+                reporter
+                    .report(Report::error("fine", i.to_string()))
+                    .unwrap()
+            })
+            .collect();
+        let ids: Vec<ReportId> = receipts.iter().map(|r| r.id()).collect();
+        for receipt in receipts {
+            assert!(rt.block_on(receipt).is_spilled(), "{mode:?}");
+        }
+        assert_eq!(reporter.stats().spool.unwrap().pending, 201, "{mode:?}");
+
+        // The sink is back but refuses the poison report for good.
+        control.set_behavior(Behavior::RejectKind("poison"));
+        let handle = rt.handle();
+        rt.block_on(async {
+            for _ in 0..10_000 {
+                let spool = reporter.stats().spool.unwrap();
+                if spool.pending == 0 && control.delivered().len() == 200 {
+                    return;
+                }
+                handle.sleep(Duration::from_millis(10)).await;
+            }
+            panic!("{mode:?}: the spool never emptied: {:?}", reporter.stats());
+        });
+        assert_eq!(sorted(control.delivered_ids()), sorted(ids), "{mode:?}");
+        assert_eq!(fallback.ids(), vec![poison_id], "{mode:?}");
+        let summary = rt.block_on(reporter.shutdown(Duration::from_secs(5)));
+        assert_accounted(&summary.stats);
+        assert_eq!(summary.stats.spilled, 201, "{mode:?}");
+        let spool = summary.stats.spool.clone().unwrap();
+        assert_eq!(
+            (spool.pending, spool.replayed, spool.moved_to_fallback),
+            (0, 200, 1),
+            "{mode:?}"
+        );
+        assert!(
+            summary
+                .to_string()
+                .contains("1 report(s) no sink will ever take"),
+            "{summary}"
+        );
+    }
+}
