@@ -75,6 +75,12 @@ const HEADER_ROOM: usize = 128;
 /// ```
 pub struct AsyncNatsSink {
     name: String,
+    /// Shared with the tasks that send JetStream batches.
+    inner: Arc<Inner>,
+}
+
+/// Everything but the name: what a batch's send needs.
+struct Inner {
     config: NatsConfig,
     /// The subject when every report goes to the same one (no suffix):
     /// cloned per publish (a reference count), not re-allocated.
@@ -265,16 +271,18 @@ impl AsyncNatsSink {
                 "nats"
             }
             .to_owned(),
-            fixed_subject: match config.subject_suffix {
-                tidings_core::nats::SubjectSuffix::None => {
-                    Some(async_nats::Subject::from(config.subject.as_str()))
-                }
-                _ => None,
-            },
-            config,
-            client,
-            jetstream,
-            link,
+            inner: Arc::new(Inner {
+                fixed_subject: match config.subject_suffix {
+                    tidings_core::nats::SubjectSuffix::None => {
+                        Some(async_nats::Subject::from(config.subject.as_str()))
+                    }
+                    _ => None,
+                },
+                config,
+                client,
+                jetstream,
+                link,
+            }),
         })
     }
 
@@ -286,20 +294,22 @@ impl AsyncNatsSink {
 
     /// The settings in use.
     pub fn config(&self) -> &NatsConfig {
-        &self.config
+        &self.inner.config
     }
 
     /// True while the client is connected to a server.
     pub fn is_connected(&self) -> bool {
-        self.client.connection_state() == State::Connected
+        self.inner.client.connection_state() == State::Connected
     }
 
     /// The async-nats client (for observing it; publishing through it
     /// bypasses tidings' accounting).
     pub fn client(&self) -> &Client {
-        &self.client
+        &self.inner.client
     }
+}
 
+impl Inner {
     fn connects(&self) -> u64 {
         self.client
             .statistics()
@@ -427,8 +437,11 @@ impl AsyncNatsSink {
         }
     }
 
-    async fn send_jetstream(&self, js: &JetStream, batch: &Batch) -> Vec<Result<Ack, SinkError>> {
+    async fn send_jetstream(&self, batch: &Batch) -> Vec<Result<Ack, SinkError>> {
         let n = batch.len();
+        let Some(js) = &self.jetstream else {
+            return SinkError::other("not a JetStream sink").for_all(n);
+        };
         let seen = *self.link.state.borrow();
         let server_max = match self.ready() {
             Ok(max) => max,
@@ -654,15 +667,50 @@ fn core_publish_error(e: async_nats::PublishError) -> SinkError {
     }
 }
 
+impl AsyncNatsSink {
+    /// A JetStream batch is published and its acks awaited on a task of its
+    /// own (when on a tokio runtime), so that concurrent batches publish on
+    /// every worker thread instead of taking turns on the worker's task,
+    /// where settling one batch held up the publishes of the others (the
+    /// ack window ran a quarter empty). The task is aborted if this future
+    /// is dropped (deadline, teardown), as the send itself would have been;
+    /// a panic in it is resumed here, where core catches it.
+    async fn send_jetstream_on_a_task(&self, batch: &Batch) -> Vec<Result<Ack, SinkError>> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.inner.send_jetstream(batch).await;
+        }
+        let inner = self.inner.clone();
+        let owned = batch.clone();
+        let mut task = AbortOnDrop(tokio::spawn(
+            async move { inner.send_jetstream(&owned).await },
+        ));
+        match (&mut task.0).await {
+            Ok(results) => results,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => SinkError::unavailable("the send task was cancelled (runtime shutting down)")
+                .for_all(batch.len()),
+        }
+    }
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl Sink for AsyncNatsSink {
     fn name(&self) -> &str {
         &self.name
     }
 
     fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a, Vec<Result<Ack, SinkError>>> {
-        match &self.jetstream {
-            None => Box::pin(self.send_core(batch)),
-            Some(js) => Box::pin(self.send_jetstream(js, batch)),
+        match &self.inner.jetstream {
+            None => Box::pin(self.inner.send_core(batch)),
+            Some(_) => Box::pin(self.send_jetstream_on_a_task(batch)),
         }
     }
 
@@ -671,9 +719,9 @@ impl Sink for AsyncNatsSink {
     /// before flushing).
     fn flush(&self) -> SinkFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
-            self.ready()?;
-            let seen = *self.link.state.borrow();
-            match unless_lost(&self.link, seen, self.client.flush()).await {
+            self.inner.ready()?;
+            let seen = *self.inner.link.state.borrow();
+            match unless_lost(&self.inner.link, seen, self.inner.client.flush()).await {
                 Some(Ok(())) => Ok(()),
                 Some(Err(e)) => Err(SinkError::unavailable(format!("flush failed: {e}"))),
                 None => Err(SinkError::unavailable(
@@ -689,12 +737,13 @@ impl Sink for AsyncNatsSink {
     /// and the connection task ends with the runtime otherwise.
     fn close(&self) -> SinkFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
-            let seen = *self.link.state.borrow();
+            let seen = *self.inner.link.state.borrow();
             if seen.closed {
                 return Ok(());
             }
-            let connected = self.ready().is_ok();
-            self.client
+            let connected = self.inner.ready().is_ok();
+            self.inner
+                .client
                 .drain()
                 .await
                 .map_err(|e| SinkError::unavailable(format!("drain failed: {e}")))?;
@@ -703,7 +752,7 @@ impl Sink for AsyncNatsSink {
                     "not connected; the connection closes once it reconnects",
                 ));
             }
-            let mut rx = self.link.state.subscribe();
+            let mut rx = self.inner.link.state.subscribe();
             match rx
                 .wait_for(|s| s.closed || s.breaks != seen.breaks)
                 .await
@@ -723,8 +772,8 @@ impl fmt::Debug for AsyncNatsSink {
         // NatsConfig's Debug redacts URLs and credentials.
         f.debug_struct("AsyncNatsSink")
             .field("name", &self.name)
-            .field("config", &self.config)
-            .field("state", &self.client.connection_state())
+            .field("config", &self.inner.config)
+            .field("state", &self.inner.client.connection_state())
             .finish()
     }
 }
