@@ -310,6 +310,13 @@ impl AsyncNatsSink {
 }
 
 impl Inner {
+    async fn send(&self, batch: &Batch) -> Vec<Result<Ack, SinkError>> {
+        match self.jetstream {
+            None => self.send_core(batch).await,
+            Some(_) => self.send_jetstream(batch).await,
+        }
+    }
+
     fn connects(&self) -> u64 {
         self.client
             .statistics()
@@ -360,7 +367,7 @@ impl Inner {
         let work = async {
             let mut results: Vec<Option<Result<Ack, SinkError>>> = vec![None; n];
             let mut published = 0usize;
-            let payloads = encode_batch_off_task(batch, limit).await;
+            let payloads = encode_batch(batch, limit);
             for (i, (report, payload)) in batch.iter().zip(payloads).enumerate() {
                 let payload = match payload {
                     Ok(p) => p,
@@ -467,7 +474,7 @@ impl Inner {
         let lost =
             SinkError::unavailable("the NATS connection broke before the stream acknowledged");
         let mut results: Vec<Result<Ack, SinkError>> = vec![Err(lost); n];
-        let mut payloads = encode_batch_off_task(batch, limit).await.into_iter();
+        let mut payloads = encode_batch(batch, limit).into_iter();
         let mut start = 0;
         while start < n {
             let end = (start + js.window).min(n);
@@ -630,19 +637,7 @@ impl Inner {
 }
 
 /// Encodes a whole batch into one buffer (one allocation, each payload a
-/// slice of it), on a task of its own when on a tokio runtime, so that the
-/// worker's concurrent batches encode on every worker thread, not only the
-/// one running the worker.
-async fn encode_batch_off_task(batch: &Batch, limit: usize) -> Vec<Result<Bytes, SinkError>> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        let owned = batch.clone();
-        if let Ok(done) = tokio::spawn(async move { encode_batch(&owned, limit) }).await {
-            return done;
-        }
-    }
-    encode_batch(batch, limit)
-}
-
+/// slice of it). Runs on the batch's own task (see `send_on_a_task`).
 fn encode_batch(batch: &Batch, limit: usize) -> Vec<Result<Bytes, SinkError>> {
     let mut all = bytes::BytesMut::with_capacity(batch.len() * 448);
     let mut one = Vec::with_capacity(512);
@@ -668,22 +663,21 @@ fn core_publish_error(e: async_nats::PublishError) -> SinkError {
 }
 
 impl AsyncNatsSink {
-    /// A JetStream batch is published and its acks awaited on a task of its
-    /// own (when on a tokio runtime), so that concurrent batches publish on
-    /// every worker thread instead of taking turns on the worker's task,
-    /// where settling one batch held up the publishes of the others (the
-    /// ack window ran a quarter empty). The task is aborted if this future
-    /// is dropped (deadline, teardown), as the send itself would have been;
-    /// a panic in it is resumed here, where core catches it.
-    async fn send_jetstream_on_a_task(&self, batch: &Batch) -> Vec<Result<Ack, SinkError>> {
+    /// A batch is encoded, published and confirmed (JetStream acks, or the
+    /// core marker's echo) on a task of its own when on a tokio runtime, so
+    /// that concurrent batches work on every worker thread instead of taking
+    /// turns on the worker's task, where settling one batch held up the
+    /// publishes of the others (the JetStream ack window ran a quarter
+    /// empty). The task is aborted if this future is dropped (deadline,
+    /// teardown), as the send itself would have been; a panic in it is
+    /// resumed here, where core catches it.
+    async fn send_on_a_task(&self, batch: &Batch) -> Vec<Result<Ack, SinkError>> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return self.inner.send_jetstream(batch).await;
+            return self.inner.send(batch).await;
         }
         let inner = self.inner.clone();
         let owned = batch.clone();
-        let mut task = AbortOnDrop(tokio::spawn(
-            async move { inner.send_jetstream(&owned).await },
-        ));
+        let mut task = AbortOnDrop(tokio::spawn(async move { inner.send(&owned).await }));
         match (&mut task.0).await {
             Ok(results) => results,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -709,8 +703,8 @@ impl Sink for AsyncNatsSink {
 
     fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a, Vec<Result<Ack, SinkError>>> {
         match &self.inner.jetstream {
-            None => Box::pin(self.inner.send_core(batch)),
-            Some(_) => Box::pin(self.send_jetstream_on_a_task(batch)),
+            None => Box::pin(self.send_on_a_task(batch)),
+            Some(_) => Box::pin(self.send_on_a_task(batch)),
         }
     }
 
