@@ -44,6 +44,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use event_listener::{Event, Listener};
+use tidings_core::guard::{self as core_guard, EndSynchronously};
 use tidings_core::{
     BoxSleep, BoxTask, BuildError, Reporter, ReporterBuilder, Runtime, ShutdownSummary, SpawnError,
 };
@@ -165,13 +166,8 @@ impl Runtime for ThreadRuntime {
 /// shuts it down. With no sink configured, reports go to the embedded
 /// default JSON-lines file ([`tidings_core::DEFAULT_REPORTS_FILE`]).
 pub fn start(builder: ReporterBuilder) -> Result<(Reporter, Guard), BuildError> {
-    let runtime = ThreadRuntime::new();
-    let reporter = builder.build(runtime.clone())?;
-    let guard = Guard {
-        reporter: Some(reporter.clone()),
-        runtime,
-    };
-    Ok((reporter, guard))
+    let (reporter, guard) = core_guard::Guard::start(ThreadRuntime::new(), builder)?;
+    Ok((reporter, Guard(guard)))
 }
 
 /// Shuts the reporter down when dropped (or when you call
@@ -182,76 +178,55 @@ pub fn start(builder: ReporterBuilder) -> Result<(Reporter, Guard), BuildError> 
 /// Dropping it blocks the dropping thread for at most the shutdown deadline
 /// plus a small grace.
 #[must_use = "dropping the guard shuts the reporter down at once; bind it: `let (reporter, _guard) = ...`"]
-pub struct Guard {
-    reporter: Option<Reporter>,
-    runtime: ThreadRuntime,
-}
+pub struct Guard(core_guard::Guard<ThreadRuntime>);
 
 impl Guard {
     /// The reporter this guard shuts down.
     pub fn reporter(&self) -> &Reporter {
-        self.reporter
-            .as_ref()
-            .expect("the reporter is only taken by shutdown, which consumes the guard")
+        self.0.reporter()
     }
 
     /// The runtime (to observe the worker thread).
     pub fn runtime(&self) -> &ThreadRuntime {
-        &self.runtime
+        self.0.runtime()
     }
 
     /// Runs the shutdown protocol with the configured deadline and waits for
     /// the worker thread to end.
-    pub fn shutdown(mut self) -> ShutdownSummary {
-        self.finish(None)
+    pub fn shutdown(self) -> ShutdownSummary {
+        self.0.shutdown_blocking()
     }
 
     /// Runs the shutdown protocol with `deadline` and waits for the worker
     /// thread to end.
-    pub fn shutdown_within(mut self, deadline: Duration) -> ShutdownSummary {
-        self.finish(Some(deadline))
+    pub fn shutdown_within(self, deadline: Duration) -> ShutdownSummary {
+        self.0.shutdown_blocking_within(deadline)
     }
 
     /// Gives up the guard without shutting down. The reporter then ends
     /// when its last handle is dropped, spilling whatever is still queued or
     /// in flight (no drain); or call `shutdown_blocking` on a handle.
-    pub fn detach(mut self) {
-        self.reporter.take();
+    pub fn detach(self) {
+        self.0.detach();
     }
+}
 
-    fn finish(&mut self, deadline: Option<Duration>) -> ShutdownSummary {
-        let reporter = self
-            .reporter
-            .take()
-            .expect("finish runs once: shutdown consumes the guard, Drop checks");
-        let deadline = deadline.unwrap_or_else(|| reporter.default_shutdown_deadline());
+/// Waits for the shutdown protocol, then for the worker thread to exit.
+impl EndSynchronously for ThreadRuntime {
+    fn end_synchronously(&self, reporter: &Reporter, deadline: Duration) -> ShutdownSummary {
         let summary = reporter.shutdown_blocking(deadline);
         // The worker returns right after the summary exists; give it a
         // moment to exit, never wait unbounded (a sink stuck in a blocking
         // call is detached with its thread).
-        if !self
-            .runtime
-            .wait_threads(Instant::now() + Duration::from_millis(500))
-        {
+        if !self.wait_threads(Instant::now() + Duration::from_millis(500)) {
             eprintln!("tidings: the worker thread did not stop in time; detached");
         }
         summary
     }
 }
 
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if self.reporter.is_some() {
-            self.finish(None);
-        }
-    }
-}
-
 impl fmt::Debug for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guard")
-            .field("reporter", &self.reporter)
-            .field("runtime", &self.runtime)
-            .finish()
+        self.0.fmt(f)
     }
 }

@@ -41,6 +41,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use smol::Executor;
+use tidings_core::guard::{self as core_guard, EndSynchronously};
 use tidings_core::{
     BoxSleep, BoxTask, BuildError, Reporter, ReporterBuilder, Runtime, ShutdownSummary, SpawnError,
 };
@@ -147,14 +148,8 @@ fn start_with(
     runtime: SmolRuntime,
     builder: ReporterBuilder,
 ) -> Result<(Reporter, Guard), BuildError> {
-    let reporter = builder.build(runtime.clone())?;
-    Ok((
-        reporter.clone(),
-        Guard {
-            reporter: Some(reporter),
-            runtime,
-        },
-    ))
+    let (reporter, guard) = core_guard::Guard::start(runtime, builder)?;
+    Ok((reporter, Guard(guard)))
 }
 
 /// Shuts the reporter down: [`Guard::shutdown`] in async code; on drop, the
@@ -166,58 +161,41 @@ fn start_with(
 /// (everything left is spilled at the deadline) but nothing more is
 /// delivered either — prefer `guard.shutdown().await` there.
 #[must_use = "dropping the guard shuts the reporter down at once; bind it: `let (reporter, _guard) = ...`"]
-pub struct Guard {
-    reporter: Option<Reporter>,
-    runtime: SmolRuntime,
-}
+pub struct Guard(core_guard::Guard<SmolRuntime>);
 
 impl Guard {
     /// The reporter this guard shuts down.
     pub fn reporter(&self) -> &Reporter {
-        self.reporter
-            .as_ref()
-            .expect("only shutdown and detach take the reporter, and they consume the guard")
+        self.0.reporter()
     }
 
     /// The runtime (to observe the worker task).
     pub fn runtime(&self) -> &SmolRuntime {
-        &self.runtime
+        self.0.runtime()
     }
 
     /// Runs the shutdown protocol with the configured deadline.
-    pub async fn shutdown(mut self) -> ShutdownSummary {
-        let reporter = self.reporter.take().expect("shutdown consumes the guard");
-        reporter
-            .shutdown(reporter.default_shutdown_deadline())
-            .await
+    pub async fn shutdown(self) -> ShutdownSummary {
+        self.0.shutdown().await
     }
 
     /// Runs the shutdown protocol with `deadline`.
-    pub async fn shutdown_within(mut self, deadline: Duration) -> ShutdownSummary {
-        let reporter = self.reporter.take().expect("shutdown consumes the guard");
-        reporter.shutdown(deadline).await
+    pub async fn shutdown_within(self, deadline: Duration) -> ShutdownSummary {
+        self.0.shutdown_within(deadline).await
     }
 
     /// Gives up the guard without shutting down; the reporter then ends
     /// when its last handle is dropped (spilling what is left).
-    pub fn detach(mut self) {
-        self.reporter.take();
+    pub fn detach(self) {
+        self.0.detach();
     }
 }
 
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(reporter) = self.reporter.take() {
-            reporter.shutdown_blocking(reporter.default_shutdown_deadline());
-        }
-    }
-}
+/// Dropping the guard waits for the shutdown protocol (the default).
+impl EndSynchronously for SmolRuntime {}
 
 impl fmt::Debug for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guard")
-            .field("reporter", &self.reporter)
-            .field("runtime", &self.runtime)
-            .finish()
+        self.0.fmt(f)
     }
 }

@@ -76,6 +76,7 @@ mod runtime;
 use std::fmt;
 use std::time::Duration;
 
+use tidings_core::guard::{self as core_guard, EndSynchronously};
 use tidings_core::{BuildError, Reporter, ReporterBuilder, ShutdownSummary, SpawnError};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
@@ -107,12 +108,8 @@ fn start_with(
     runtime: TokioRuntime,
     builder: ReporterBuilder,
 ) -> Result<(Reporter, Guard), BuildError> {
-    let reporter = builder.build(runtime.clone())?;
-    let guard = Guard {
-        reporter: Some(reporter.clone()),
-        runtime,
-    };
-    Ok((reporter, guard))
+    let (reporter, guard) = core_guard::Guard::start(runtime, builder)?;
+    Ok((reporter, Guard(guard)))
 }
 
 /// Ends the reporter: `guard.shutdown().await` (recommended),
@@ -122,29 +119,24 @@ fn start_with(
 /// While the guard lives it holds a [`Reporter`] handle, so dropping every
 /// other handle does not tear the reporter down.
 #[must_use = "dropping the guard shuts the reporter down; keep it alive while reporting"]
-pub struct Guard {
-    reporter: Option<Reporter>,
-    runtime: TokioRuntime,
-}
+pub struct Guard(core_guard::Guard<TokioRuntime>);
 
 impl Guard {
     /// The reporter this guard ends.
     pub fn reporter(&self) -> &Reporter {
-        self.reporter
-            .as_ref()
-            .expect("the guard holds its reporter until it is consumed")
+        self.0.reporter()
     }
 
     /// The runtime the reporter's worker runs on.
     pub fn runtime(&self) -> &TokioRuntime {
-        &self.runtime
+        self.0.runtime()
     }
 
     /// Gives up the guard without shutting down: the reporter then ends when
     /// its last handle is dropped (spilling whatever is left), or when the
     /// runtime is dropped.
-    pub fn detach(mut self) {
-        self.reporter.take();
+    pub fn detach(self) {
+        self.0.detach();
     }
 
     /// Runs the shutdown protocol with the configured deadline
@@ -152,14 +144,12 @@ impl Guard {
     /// asynchronously. Returns within the deadline plus about twice the close
     /// grace, even when a sink hangs.
     pub async fn shutdown(self) -> ShutdownSummary {
-        let deadline = self.reporter().default_shutdown_deadline();
-        self.shutdown_within(deadline).await
+        self.0.shutdown().await
     }
 
     /// [`Guard::shutdown`] with an explicit deadline.
-    pub async fn shutdown_within(mut self, deadline: Duration) -> ShutdownSummary {
-        let reporter = self.reporter.take().expect("guard not yet consumed");
-        reporter.shutdown(deadline).await
+    pub async fn shutdown_within(self, deadline: Duration) -> ShutdownSummary {
+        self.0.shutdown_within(deadline).await
     }
 
     /// Ends the reporter from synchronous code, choosing by where it is
@@ -167,60 +157,50 @@ impl Guard {
     /// it drains (in `block_in_place`); in a current-thread runtime it spills
     /// at once ([`Reporter::close_now`]) rather than block the worker's only
     /// thread; outside a runtime it waits up to the configured deadline.
-    pub fn shutdown_blocking(mut self) -> ShutdownSummary {
-        let reporter = self.reporter.take().expect("guard not yet consumed");
-        end_synchronously(&reporter, &self.runtime)
+    pub fn shutdown_blocking(self) -> ShutdownSummary {
+        self.0.shutdown_blocking()
     }
 }
 
-fn end_synchronously(reporter: &Reporter, runtime: &TokioRuntime) -> ShutdownSummary {
-    if let Some(summary) = reporter.summary() {
-        return summary;
-    }
-    // Unwinding: do the fastest thing that loses nothing; a second panic
-    // here would abort the process.
-    if std::thread::panicking() || runtime.is_shut_down() {
-        return reporter.close_now();
-    }
-    let deadline = reporter.default_shutdown_deadline();
-    match Handle::try_current() {
-        Ok(current) => match current.runtime_flavor() {
-            RuntimeFlavor::MultiThread => {
-                // block_in_place hands this worker's other tasks to another
-                // thread. It refuses (panics) only in odd nestings, e.g. a
-                // multi-thread handle entered inside a current-thread
-                // runtime; spill then.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    tokio::task::block_in_place(|| reporter.shutdown_blocking(deadline))
-                }))
-                .unwrap_or_else(|_| reporter.close_now())
-            }
-            // Another runtime's thread (ours runs on worker threads of its
-            // own): blocking it does not starve our worker.
-            RuntimeFlavor::CurrentThread if runtime.flavor() == RuntimeFlavor::MultiThread => {
-                reporter.shutdown_blocking(deadline)
-            }
-            // Possibly the very thread our worker needs: do not wait for it.
-            _ => reporter.close_now(),
-        },
-        Err(_) => reporter.shutdown_blocking(deadline),
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(reporter) = self.reporter.take() {
-            end_synchronously(&reporter, &self.runtime);
+impl EndSynchronously for TokioRuntime {
+    fn end_synchronously(&self, reporter: &Reporter, deadline: Duration) -> ShutdownSummary {
+        if let Some(summary) = reporter.summary() {
+            return summary;
+        }
+        // Unwinding: do the fastest thing that loses nothing; a second panic
+        // here would abort the process.
+        if std::thread::panicking() || self.is_shut_down() {
+            return reporter.close_now();
+        }
+        match Handle::try_current() {
+            Ok(current) => match current.runtime_flavor() {
+                RuntimeFlavor::MultiThread => {
+                    // block_in_place hands this worker's other tasks to
+                    // another thread. It refuses (panics) only in odd
+                    // nestings, e.g. a multi-thread handle entered inside a
+                    // current-thread runtime; spill then.
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        tokio::task::block_in_place(|| reporter.shutdown_blocking(deadline))
+                    }))
+                    .unwrap_or_else(|_| reporter.close_now())
+                }
+                // Another runtime's thread (ours runs on worker threads of
+                // its own): blocking it does not starve our worker.
+                RuntimeFlavor::CurrentThread if self.flavor() == RuntimeFlavor::MultiThread => {
+                    reporter.shutdown_blocking(deadline)
+                }
+                // Possibly the very thread our worker needs: do not wait for
+                // it.
+                _ => reporter.close_now(),
+            },
+            Err(_) => reporter.shutdown_blocking(deadline),
         }
     }
 }
 
 impl fmt::Debug for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guard")
-            .field("reporter", &self.reporter)
-            .field("runtime", &self.runtime)
-            .finish()
+        self.0.fmt(f)
     }
 }
 

@@ -115,6 +115,7 @@ mod config;
 mod durable;
 mod entry;
 mod fallback;
+pub mod guard;
 pub mod nats;
 mod report;
 mod reporter;
