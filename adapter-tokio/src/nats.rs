@@ -34,13 +34,11 @@ use async_nats::{Client, ConnectOptions, Event, ServerAddr};
 use bytes::Bytes;
 use futures::future::{self, Either};
 use futures::stream::{FuturesUnordered, StreamExt};
-use tidings_core::nats::{Credentials, Delivery, NatsConfig};
-use tidings_core::{Ack, Batch, ConfigError, Sink, SinkError, SinkFuture};
+use tidings_core::nats::{
+    Credentials, Delivery, NatsConfig, MSG_ID_HEADER_ROOM, STREAM_DUPLICATE_WINDOW,
+};
+use tidings_core::{Ack, Batch, ConfigError, Report, Sink, SinkError, SinkFuture};
 use tokio::sync::watch;
-
-/// Room left for the `Nats-Msg-Id` header within the server's `max_payload`
-/// (async-nats counts headers against it; ours take about 65 bytes).
-const HEADER_ROOM: usize = 128;
 
 /// A NATS sink on async-nats: core publish ([`Ack::Sent`] once the server
 /// processed it) or
@@ -248,8 +246,8 @@ impl AsyncNatsSink {
                 let stream = config.ensure_stream.as_ref().map(|name| EnsureStream {
                     config: async_nats::jetstream::stream::Config {
                         name: name.clone(),
-                        subjects: vec![config.subject.clone(), format!("{}.>", config.subject)],
-                        duplicate_window: Duration::from_secs(120),
+                        subjects: config.stream_subjects(),
+                        duplicate_window: STREAM_DUPLICATE_WINDOW,
                         ..Default::default()
                     },
                     ready: AtomicBool::new(false),
@@ -265,12 +263,7 @@ impl AsyncNatsSink {
             }
         };
         Ok(AsyncNatsSink {
-            name: if jetstream.is_some() {
-                "jetstream"
-            } else {
-                "nats"
-            }
-            .to_owned(),
+            name: config.sink_name().to_owned(),
             inner: Arc::new(Inner {
                 fixed_subject: match config.subject_suffix {
                     tidings_core::nats::SubjectSuffix::None => {
@@ -311,9 +304,18 @@ impl AsyncNatsSink {
 
 impl Inner {
     async fn send(&self, batch: &Batch) -> Vec<Result<Ack, SinkError>> {
-        match self.jetstream {
+        match &self.jetstream {
             None => self.send_core(batch).await,
-            Some(_) => self.send_jetstream(batch).await,
+            Some(js) => self.send_jetstream(js, batch).await,
+        }
+    }
+
+    /// The subject `report` goes to: the prebuilt one (a reference count)
+    /// when there is no per-report suffix.
+    fn subject_of(&self, report: &Report) -> async_nats::Subject {
+        match &self.fixed_subject {
+            Some(subject) => subject.clone(),
+            None => self.config.subject_for(report).into_owned().into(),
         }
     }
 
@@ -376,13 +378,7 @@ impl Inner {
                         continue;
                     }
                 };
-                let sent = match &self.fixed_subject {
-                    Some(subject) => self.client.publish(subject.clone(), payload).await,
-                    None => {
-                        let subject = self.config.subject_for(report).into_owned();
-                        self.client.publish(subject, payload).await
-                    }
-                };
+                let sent = self.client.publish(self.subject_of(report), payload).await;
                 match sent {
                     Ok(()) => published += 1,
                     Err(e) => results[i] = Some(Err(core_publish_error(e))),
@@ -444,11 +440,8 @@ impl Inner {
         }
     }
 
-    async fn send_jetstream(&self, batch: &Batch) -> Vec<Result<Ack, SinkError>> {
+    async fn send_jetstream(&self, js: &JetStream, batch: &Batch) -> Vec<Result<Ack, SinkError>> {
         let n = batch.len();
-        let Some(js) = &self.jetstream else {
-            return SinkError::other("not a JetStream sink").for_all(n);
-        };
         let seen = *self.link.state.borrow();
         let server_max = match self.ready() {
             Ok(max) => max,
@@ -469,7 +462,7 @@ impl Inner {
             max => self
                 .config
                 .payload_limit(max)
-                .min(max.saturating_sub(HEADER_ROOM)),
+                .min(max.saturating_sub(MSG_ID_HEADER_ROOM)),
         };
         let lost =
             SinkError::unavailable("the NATS connection broke before the stream acknowledged");
@@ -541,13 +534,10 @@ impl Inner {
             let message = PublishMessage::build()
                 .payload(payload)
                 .message_id(report.id.to_string());
-            let sent = match &self.fixed_subject {
-                Some(subject) => js.context.send_publish(subject.clone(), message).await,
-                None => {
-                    let subject = self.config.subject_for(report).into_owned();
-                    js.context.send_publish(subject, message).await
-                }
-            };
+            let sent = js
+                .context
+                .send_publish(self.subject_of(report), message)
+                .await;
             match sent {
                 Ok(ack) => acks.push(async move {
                     let ack = ack.await;
@@ -702,10 +692,7 @@ impl Sink for AsyncNatsSink {
     }
 
     fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a, Vec<Result<Ack, SinkError>>> {
-        match &self.inner.jetstream {
-            None => Box::pin(self.send_on_a_task(batch)),
-            Some(_) => Box::pin(self.send_on_a_task(batch)),
-        }
+        Box::pin(self.send_on_a_task(batch))
     }
 
     /// Flushes the client's buffer to the socket. Fails at once when not

@@ -265,18 +265,13 @@ impl Future for TokioSleep {
         if self.runtime.is_shut_down() {
             return Poll::Ready(());
         }
-        if self.timer.is_none() {
-            let deadline = tokio::time::Instant::from_std(self.deadline);
-            let timer = {
-                let _enter = self.runtime.handle.enter();
-                tokio::time::sleep_until(deadline)
-            };
-            self.timer = Some(Box::pin(timer));
-        }
-        match self.timer.as_mut() {
-            Some(timer) => timer.as_mut().poll(cx),
-            None => Poll::Ready(()),
-        }
+        let this = &mut *self;
+        let timer = this.timer.get_or_insert_with(|| {
+            let deadline = tokio::time::Instant::from_std(this.deadline);
+            let _enter = this.runtime.handle.enter();
+            Box::pin(tokio::time::sleep_until(deadline))
+        });
+        timer.as_mut().poll(cx)
     }
 }
 

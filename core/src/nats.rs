@@ -20,6 +20,16 @@ use std::time::Duration;
 use crate::config::ConfigError;
 use crate::report::Report;
 
+/// Room kept for the `Nats-Msg-Id` header within the server's `max_payload`
+/// (which counts headers and payload together): `NATS/1.0`, the header line
+/// with a 36-character id, a blank line — about 65 bytes, rounded up.
+pub const MSG_ID_HEADER_ROOM: usize = 128;
+
+/// The duplicate window of a stream created by
+/// [`NatsConfig::ensure_stream`]: a report re-sent within it (retry,
+/// replay) is stored once.
+pub const STREAM_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
 /// How reports are published.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Delivery {
@@ -178,6 +188,22 @@ impl NatsConfig {
     /// True for JetStream delivery.
     pub fn is_jetstream(&self) -> bool {
         matches!(self.delivery, Delivery::JetStream { .. })
+    }
+
+    /// The name a NATS sink takes by default: `"jetstream"` or `"nats"`
+    /// (so one of each can be configured together).
+    pub fn sink_name(&self) -> &'static str {
+        if self.is_jetstream() {
+            "jetstream"
+        } else {
+            "nats"
+        }
+    }
+
+    /// The subjects a stream created by [`ensure_stream`](Self::ensure_stream)
+    /// captures: the subject and everything below it (per-kind suffixes).
+    pub fn stream_subjects(&self) -> Vec<String> {
+        vec![self.subject.clone(), format!("{}.>", self.subject)]
     }
 
     /// Checks every field; the error names the one at fault.

@@ -312,8 +312,7 @@ impl ReporterBuilder {
                 format!("two sinks are named {:?}; names must be unique", w[0]),
             ));
         }
-        if let Some(empty) = self.sinks.iter().find(|s| s.name().is_empty()) {
-            let _ = empty;
+        if self.sinks.iter().any(|s| s.name().is_empty()) {
             return Err(ConfigError::new("sinks", "a sink has an empty name"));
         }
         Ok(())

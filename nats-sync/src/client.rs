@@ -31,15 +31,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidings_core::nats::{Credentials, NatsConfig};
+use tidings_core::nats::{Credentials, NatsConfig, STREAM_DUPLICATE_WINDOW};
 use tidings_core::ConfigError;
 
 use crate::redact::Redactor;
-
-/// Bytes the `Nats-Msg-Id` header adds to a JetStream message (`NATS/1.0`,
-/// the header line with a 36-character id, blank line), rounded up. The
-/// server's `max_payload` applies to headers and payload together.
-pub(crate) const HEADER_OVERHEAD: usize = 128;
 
 /// Longest subject we publish on: a control line longer than the server's
 /// `max_control_line` (4 KiB by default) makes it close the connection.
@@ -289,15 +284,15 @@ impl Link {
     /// Creates the stream `name` capturing `subject` and `subject.>` (2 min
     /// duplicate window) unless it exists. Bounded: each JetStream API
     /// request times out after 5 s.
-    pub(crate) fn ensure_stream(&self, name: &str, subject: &str) -> Result<(), String> {
+    pub(crate) fn ensure_stream(&self, name: &str, subjects: Vec<String>) -> Result<(), String> {
         let js = nats::jetstream::new(self.conn.clone());
         if js.stream_info(name).is_ok() {
             return Ok(());
         }
         js.add_stream(nats::jetstream::StreamConfig {
             name: name.to_owned(),
-            subjects: vec![subject.to_owned(), format!("{subject}.>")],
-            duplicate_window: 120_000_000_000,
+            subjects,
+            duplicate_window: STREAM_DUPLICATE_WINDOW.as_nanos() as i64,
             ..Default::default()
         })
         .map(|_| ())

@@ -17,11 +17,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tidings_core::nats::{Delivery, NatsConfig};
+use tidings_core::nats::{Delivery, NatsConfig, MSG_ID_HEADER_ROOM};
 use tidings_core::{Ack, Batch, SinkError, SinkErrorKind};
 
 use crate::ack;
-use crate::client::{self, Hooks, Link, LinkState, NextReply, HEADER_OVERHEAD, MAX_SUBJECT_LEN};
+use crate::client::{self, Hooks, Link, LinkState, NextReply, MAX_SUBJECT_LEN};
 use crate::redact::Redactor;
 use crate::FLUSH_TIMEOUT;
 
@@ -282,7 +282,7 @@ impl Io {
                 };
                 let result = client::connect(&config, &redactor, hooks).map(|link| {
                     let ensured = match &config.ensure_stream {
-                        Some(name) => link.ensure_stream(name, &config.subject).err(),
+                        Some(name) => link.ensure_stream(name, config.stream_subjects()).err(),
                         None => None,
                     };
                     (link, ensured.map(|e| redactor.clean(&e)))
@@ -356,7 +356,7 @@ impl Io {
 
     fn run_parked(&mut self) {
         let parked = std::mem::take(&mut self.parked);
-        if matches!(self.config.delivery, Delivery::JetStream { .. }) {
+        if self.config.is_jetstream() {
             let mut parked = parked.into_iter().peekable();
             while parked.peek().is_some() {
                 self.run_jobs(parked.by_ref().take(MAX_PIPELINED_JOBS).collect());
@@ -373,7 +373,7 @@ impl Io {
     /// first other message, which waits in `deferred`, so order is kept.
     fn with_queued_jobs(&mut self, first: SendJob, rx: &mpsc::Receiver<Msg>) -> Vec<SendJob> {
         let mut jobs = vec![first];
-        if !matches!(self.config.delivery, Delivery::JetStream { .. }) {
+        if !self.config.is_jetstream() {
             return jobs;
         }
         while jobs.len() < MAX_PIPELINED_JOBS {
@@ -422,17 +422,18 @@ impl Io {
         if jobs.is_empty() {
             return;
         }
-        let connected = self.link.as_ref().is_some_and(|l| l.link.is_connected());
-        if !connected {
-            for job in &jobs {
-                let _ = job
-                    .reply
-                    .try_send(self.not_connected().for_all(job.batch.len()));
+        // The link is out of `self.link` while the jobs run (see run_jobs).
+        let mut live = match self.link.take() {
+            Some(live) if live.link.is_connected() => live,
+            other => {
+                self.link = other;
+                for job in &jobs {
+                    let _ = job
+                        .reply
+                        .try_send(self.not_connected().for_all(job.batch.len()));
+                }
+                return;
             }
-            return;
-        }
-        let Some(mut live) = self.link.take() else {
-            return; // checked just above
         };
         match self.config.delivery.clone() {
             Delivery::Core => {
@@ -574,7 +575,7 @@ impl Io {
         if !live.stream_ready && live.last_ensure.elapsed() >= ENSURE_EVERY {
             if let Some(name) = &self.config.ensure_stream {
                 live.last_ensure = Instant::now();
-                match live.link.ensure_stream(name, &self.config.subject) {
+                match live.link.ensure_stream(name, self.config.stream_subjects()) {
                     Ok(()) => live.stream_ready = true,
                     Err(e) => self.shared.record_error(self.redactor.clean(&e)),
                 }
@@ -586,7 +587,7 @@ impl Io {
         let limit = self
             .config
             .payload_limit(link.max_payload())
-            .saturating_sub(HEADER_OVERHEAD);
+            .saturating_sub(MSG_ID_HEADER_ROOM);
         let deadline = Instant::now() + ack_timeout;
         let mark = self.shared.error_mark();
         let mut pipeline = Pipeline {
@@ -683,24 +684,26 @@ impl Io {
             if job.reply.is_closed() {
                 return Some(Stop::Abandoned);
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Some(Stop::TimedOut);
-            }
-            match link.next_reply(POLL_SLICE.min(deadline - now)) {
-                NextReply::Reply(reply) => {
-                    if done(&reply) {
-                        return None;
-                    }
-                }
-                NextReply::TimedOut => {
-                    if !link.is_connected() {
-                        return Some(Stop::Disconnected);
-                    }
-                }
-                NextReply::Closed => return Some(Stop::Disconnected),
+            match next_reply_until(link, deadline) {
+                Ok(Some(reply)) if done(&reply) => return None,
+                Ok(_) => {}
+                Err(stop) => return Some(stop),
             }
         }
+    }
+}
+
+/// Waits one poll slice (at most until `deadline`) for a reply: `Ok(None)`
+/// when none came and the wait may go on, `Err` when it must stop.
+fn next_reply_until(link: &Link, deadline: Instant) -> Result<Option<client::Reply>, Stop> {
+    let now = Instant::now();
+    if now >= deadline {
+        return Err(Stop::TimedOut);
+    }
+    match link.next_reply(POLL_SLICE.min(deadline - now)) {
+        NextReply::Reply(reply) => Ok(Some(reply)),
+        NextReply::TimedOut if link.is_connected() => Ok(None),
+        NextReply::TimedOut | NextReply::Closed => Err(Stop::Disconnected),
     }
 }
 
@@ -783,30 +786,21 @@ impl Pipeline<'_> {
             if self.tokens.is_empty() || (one_slot && self.tokens.len() < before) {
                 return None;
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Some(Stop::TimedOut);
-            }
-            match link.next_reply(POLL_SLICE.min(deadline - now)) {
-                NextReply::Reply(reply) => {
-                    // Unknown tokens are acks of an earlier, abandoned attempt.
-                    if let Some((j, i)) = reply.token.and_then(|t| self.tokens.remove(&t)) {
-                        let state = &mut self.jobs[j];
-                        state.results[i] = Some(ack::parse(
-                            &state.subjects[i],
-                            reply.no_responders,
-                            &reply.data,
-                        ));
-                        state.outstanding -= 1;
-                        self.answer_if_complete(j);
-                    }
-                }
-                NextReply::TimedOut => {
-                    if !link.is_connected() {
-                        return Some(Stop::Disconnected);
-                    }
-                }
-                NextReply::Closed => return Some(Stop::Disconnected),
+            let reply = match next_reply_until(link, deadline) {
+                Ok(Some(reply)) => reply,
+                Ok(None) => continue,
+                Err(stop) => return Some(stop),
+            };
+            // Unknown tokens are acks of an earlier, abandoned attempt.
+            if let Some((j, i)) = reply.token.and_then(|t| self.tokens.remove(&t)) {
+                let state = &mut self.jobs[j];
+                state.results[i] = Some(ack::parse(
+                    &state.subjects[i],
+                    reply.no_responders,
+                    &reply.data,
+                ));
+                state.outstanding -= 1;
+                self.answer_if_complete(j);
             }
         }
     }

@@ -180,10 +180,7 @@ impl SyncNatsSink {
     pub fn connect(config: NatsConfig) -> Result<SyncNatsSink, ConfigError> {
         config.validate()?;
         client::check_servers(&config)?;
-        let name = match config.delivery {
-            Delivery::Core => "nats",
-            Delivery::JetStream { .. } => "jetstream",
-        };
+        let name = config.sink_name();
         let config = Arc::new(config);
         let shared = Arc::new(Shared::default());
         let (tx, rx) = mpsc::channel();
