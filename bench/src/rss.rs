@@ -142,11 +142,7 @@ fn parse(line: &str) -> Sample {
 
 /// The child's side: connect, say so, wait for the outage, report `n`.
 pub fn child(config: Config, url: &str, n: usize) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = crate::e2e::tokio_rt();
     let dir = tempfile::Builder::new()
         .prefix("tidings-bench-rss-")
         .tempdir()

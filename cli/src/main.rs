@@ -67,13 +67,7 @@ fn run() -> Result<ExitCode, String> {
                     Short(c) => format!("-{c}"),
                     Value(v) => return Err(format!("unexpected argument {v:?}")),
                 };
-                let mut value = || -> Result<String, String> {
-                    parser
-                        .value()
-                        .map_err(|e| format!("{flag}: {e}"))?
-                        .string()
-                        .map_err(|e| format!("{flag}: {e:?} is not valid UTF-8"))
-                };
+                let mut value = || flag_value(&mut parser, &flag);
                 match flag.as_str() {
                     "--runtime" => opts.runtime = value()?.parse()?,
                     "--nats" => opts.nats = Some(value()?),
@@ -139,13 +133,7 @@ fn run() -> Result<ExitCode, String> {
                             Long(l) => format!("--{l}"),
                             other => return Err(other.unexpected().to_string()),
                         };
-                        let mut value = || -> Result<String, String> {
-                            parser
-                                .value()
-                                .map_err(|e| format!("{flag}: {e}"))?
-                                .string()
-                                .map_err(|e| format!("{flag}: {e:?} is not valid UTF-8"))
-                        };
+                        let mut value = || flag_value(&mut parser, &flag);
                         match flag.as_str() {
                             "--nats" => opts.nats = value()?,
                             "--subject" => opts.subject = value()?,
@@ -175,6 +163,16 @@ fn run() -> Result<ExitCode, String> {
         }
         other => Err(format!("unknown command {other:?}; try `tidings help`")),
     }
+}
+
+/// The value after `flag`, as UTF-8; errors name the flag.
+fn flag_value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, String> {
+    use lexopt::ValueExt;
+    parser
+        .value()
+        .map_err(|e| format!("{flag}: {e}"))?
+        .string()
+        .map_err(|e| format!("{flag}: {e:?} is not valid UTF-8"))
 }
 
 fn positive(name: &str, v: &str) -> Result<usize, String> {

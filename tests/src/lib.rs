@@ -13,6 +13,24 @@ pub mod harness;
 pub mod nats_scenarios;
 pub mod scenarios;
 
+use std::time::{Duration, Instant};
+
+/// Polls `cond` every 10 ms until it holds (true) or `within` passes
+/// (false). For test binaries waiting on another process or thread; the
+/// scenarios themselves never wait on the calling thread.
+pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Instantiates every scenario as a `#[test]` for one [`harness::Harness`].
 ///
 /// ```text

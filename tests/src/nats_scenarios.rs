@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use tidings_core::nats::NatsConfig;
-use tidings_core::{JsonLinesFile, Report, ReportId, Reporter, RetryPolicy};
+use tidings_core::{JsonLinesFile, Report, ReportId, Reporter, ReporterBuilder, RetryPolicy, Sink};
 
 use crate::harness::Harness;
 use crate::nats_probe::{create_stream, stream_arrivals, stream_leader, Subscriber};
@@ -40,9 +40,20 @@ fn impatient_retry() -> RetryPolicy {
     }
 }
 
-fn spill_file(dir: &tempfile::TempDir) -> (JsonLinesFile, std::path::PathBuf) {
+/// The scenarios' reporter: `sink`, spilling to a JSON-lines file in `dir`
+/// (whose path comes back, to count what was spilled), `retry`, quiet.
+fn nats_builder(
+    sink: Box<dyn Sink>,
+    dir: &tempfile::TempDir,
+    retry: RetryPolicy,
+) -> (ReporterBuilder, std::path::PathBuf) {
     let path = dir.path().join("spill.jsonl");
-    (JsonLinesFile::open(&path).unwrap(), path)
+    let builder = Reporter::builder()
+        .boxed_sink(sink)
+        .fallback(JsonLinesFile::open(&path).unwrap())
+        .retry(retry)
+        .log_to_stderr(false);
+    (builder, path)
 }
 
 fn spilled_ids(path: &std::path::Path) -> Vec<ReportId> {
@@ -63,14 +74,8 @@ pub fn nats_core_publish_arrives<H: Harness>() {
         .nats_sink(NatsConfig::new(server.url(), "conformance.core.reports"))
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (fallback, spill_path) = spill_file(&dir);
-    let reporter = h.start(
-        Reporter::builder()
-            .boxed_sink(sink)
-            .fallback(fallback)
-            .retry(patient_retry())
-            .log_to_stderr(false),
-    );
+    let (builder, spill_path) = nats_builder(sink, &dir, patient_retry());
+    let reporter = h.start(builder);
     let ids: Vec<ReportId> = (0..500)
         .map(|i| reporter.report(report(i)).unwrap().id())
         .collect();
@@ -92,14 +97,8 @@ pub fn jetstream_exactly_once<H: Harness>() {
         .nats_sink(NatsConfig::new(server.url(), "conformance.js").jetstream())
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (fallback, spill_path) = spill_file(&dir);
-    let reporter = h.start(
-        Reporter::builder()
-            .boxed_sink(sink)
-            .fallback(fallback)
-            .retry(patient_retry())
-            .log_to_stderr(false),
-    );
+    let (builder, spill_path) = nats_builder(sink, &dir, patient_retry());
+    let reporter = h.start(builder);
     let receipts: Vec<_> = (0..2000)
         .map(|i| reporter.report(report(i)).unwrap())
         .collect();
@@ -135,15 +134,8 @@ pub fn nats_killed_and_restarted_mid_stream<H: Harness>() {
         .nats_sink(NatsConfig::new(server.url(), "conformance.kill").jetstream())
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (fallback, spill_path) = spill_file(&dir);
-    let reporter = h.start(
-        Reporter::builder()
-            .boxed_sink(sink)
-            .fallback(fallback)
-            .retry(patient_retry())
-            .capacity(10_000)
-            .log_to_stderr(false),
-    );
+    let (builder, spill_path) = nats_builder(sink, &dir, patient_retry());
+    let reporter = h.start(builder.capacity(10_000));
     let mut ids = Vec::new();
     let mut receipts = Vec::new();
     for i in 0..1000 {
@@ -187,14 +179,8 @@ pub fn nats_down_at_start<H: Harness>() {
         .nats_sink(NatsConfig::new(server.url(), "conformance.down").jetstream())
         .expect("a sink can be created while the server is down");
     let dir = tempfile::tempdir().unwrap();
-    let (fallback, spill_path) = spill_file(&dir);
-    let reporter = h.start(
-        Reporter::builder()
-            .boxed_sink(sink)
-            .fallback(fallback)
-            .retry(impatient_retry())
-            .log_to_stderr(false),
-    );
+    let (builder, spill_path) = nats_builder(sink, &dir, impatient_retry());
+    let reporter = h.start(builder);
     let mut ids = Vec::new();
     for i in 0..50 {
         let receipt = reporter.report(report(i)).unwrap();
@@ -243,14 +229,8 @@ pub fn oversized_report<H: Harness>() {
         .nats_sink(NatsConfig::new(server.url(), "conformance.big.reports"))
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (fallback, spill_path) = spill_file(&dir);
-    let reporter = h.start(
-        Reporter::builder()
-            .boxed_sink(sink)
-            .fallback(fallback)
-            .retry(patient_retry())
-            .log_to_stderr(false),
-    );
+    let (builder, spill_path) = nats_builder(sink, &dir, patient_retry());
+    let reporter = h.start(builder);
     let big = Report::error("huge", "x".repeat(100_000)).with_context("blob", "y".repeat(50_000));
     let big_id = big.id;
     let first = h.block_on(reporter.report(big).unwrap());
@@ -309,15 +289,8 @@ pub fn jetstream_cluster_leader_killed<H: Harness>() {
     let h = H::new();
     let sink = h.nats_sink(config).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (fallback, spill_path) = spill_file(&dir);
-    let reporter = h.start(
-        Reporter::builder()
-            .boxed_sink(sink)
-            .fallback(fallback)
-            .retry(patient_retry())
-            .capacity(10_000)
-            .log_to_stderr(false),
-    );
+    let (builder, spill_path) = nats_builder(sink, &dir, patient_retry());
+    let reporter = h.start(builder.capacity(10_000));
     let mut ids = Vec::new();
     let mut last = None;
     for i in 0..500 {

@@ -3,11 +3,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tidings_conformance::nats_probe::{create_stream, stream_arrivals};
 use tidings_conformance::nats_server::NatsServer;
 use tidings_conformance::scenarios::assert_accounted;
+use tidings_conformance::wait_until;
 use tidings_core::nats::NatsConfig;
 use tidings_core::spool::{SpoolConfig, SyncPolicy};
 use tidings_core::{Report, ReportId, Reporter, RetryPolicy, SpoolMode};
@@ -26,20 +27,6 @@ fn spool(dir: &std::path::Path) -> SpoolConfig {
     SpoolConfig {
         sync: SyncPolicy::None,
         ..SpoolConfig::new(dir)
-    }
-}
-
-/// Waits for `done` on a condition, checking every 10 ms, at most `limit`.
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let give_up = Instant::now() + limit;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= give_up {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tidings_conformance::nats_probe::{create_stream, stream_arrivals, stream_len, Subscriber};
 use tidings_conformance::nats_server::{free_port, NatsServer, ServerOptions};
+use tidings_conformance::wait_until;
 use tidings_core::nats::{Credentials, Delivery, NatsConfig, Secret, SubjectSuffix};
 use tidings_core::{Ack, Batch, Report, ReportId, Sink, SinkError, SinkErrorKind};
 use tidings_nats_sync::SyncNatsSink;
@@ -36,20 +37,6 @@ fn jetstream(url: &str, subject: &str, stream: &str) -> NatsConfig {
     NatsConfig::new(url, subject)
         .jetstream()
         .ensure_stream(stream)
-}
-
-/// Polls `cond` until it holds or `within` passes.
-fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Sends `batch` until every report is delivered (retrying like the worker

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tidings_conformance::nats_probe::{stream_arrivals, Subscriber};
 use tidings_conformance::nats_server::{NatsServer, ServerOptions};
-use tidings_conformance::scenarios::assert_accounted;
+use tidings_conformance::scenarios::{assert_accounted, quick_retry};
 use tidings_core::nats::{Credentials, NatsConfig, Secret, SubjectSuffix};
 use tidings_core::testing::{Behavior, MemoryFallback, TestSink};
 use tidings_core::{
@@ -45,17 +45,6 @@ fn patient_retry() -> RetryPolicy {
         attempt_timeout: Duration::from_secs(10),
         down_after: Duration::from_secs(600),
         probe_interval: Duration::from_millis(100),
-    }
-}
-
-fn quick_retry() -> RetryPolicy {
-    RetryPolicy {
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(20),
-        max_attempts: 5,
-        attempt_timeout: Duration::from_secs(10),
-        down_after: Duration::from_millis(50),
-        probe_interval: Duration::from_millis(20),
     }
 }
 
