@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use tidings_bench::reports;
 use tidings_conformance::nats_probe;
-use tidings_core::nats::NatsConfig;
-use tidings_core::testing::MemoryFallback;
-use tidings_core::{Ending, Reporter};
+use tidings_core::Ending;
 
 use crate::e2e::{self, STREAM, SUBJECT};
 use crate::server::Server;
@@ -117,24 +115,8 @@ async fn raw(url: &str, source: e2e::Source, jetstream: bool) -> Sample {
 
 async fn tidings(url: &str, n: usize, jetstream: bool) -> Sample {
     let reports = reports(n);
-    let config = NatsConfig::new(url, SUBJECT);
-    let config = if jetstream {
-        config.jetstream()
-    } else {
-        config
-    };
-    let sink = tidings_tokio::AsyncNatsSink::connect(config)
-        .await
-        .expect("sink");
-    assert!(sink.is_connected(), "the sink did not connect");
-    let (reporter, guard) = tidings_tokio::start(
-        Reporter::builder()
-            .service(tidings_bench::SERVICE)
-            .capacity(n)
-            .fallback(MemoryFallback::new())
-            .sink(sink),
-    )
-    .expect("start");
+    let sink = crate::e2e::connect_tokio_sink(url, jetstream).await;
+    let (reporter, guard) = tidings_tokio::start(crate::e2e::builder(n).sink(sink)).expect("start");
     // No await in this loop: the worker cannot run, everything is queued.
     for r in reports {
         let _ = reporter.report(r);

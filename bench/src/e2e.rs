@@ -227,7 +227,24 @@ fn raw(url: &str, n: usize, preserialized: bool, jetstream: bool) -> Sample {
     })
 }
 
-fn builder(n: usize) -> ReporterBuilder {
+/// tidings-tokio's NATS sink on `url` (JetStream or core), connected.
+pub(crate) async fn connect_tokio_sink(url: &str, jetstream: bool) -> tidings_tokio::AsyncNatsSink {
+    let config = NatsConfig::new(url, SUBJECT);
+    let config = if jetstream {
+        config.jetstream()
+    } else {
+        config
+    };
+    let sink = tidings_tokio::AsyncNatsSink::connect(config)
+        .await
+        .expect("sink");
+    assert!(sink.is_connected(), "the sink did not connect");
+    sink
+}
+
+/// The reporter every tidings configuration uses: the whole run fits the
+/// queue, spills go to memory.
+pub(crate) fn builder(n: usize) -> ReporterBuilder {
     Reporter::builder()
         .service(tidings_bench::SERVICE)
         .capacity(n)
@@ -252,16 +269,7 @@ fn tokio_sink(url: &str, n: usize, jetstream: bool) -> Sample {
     let reports = reports(n);
     let rt = tokio_rt();
     rt.block_on(async {
-        let config = NatsConfig::new(url, SUBJECT);
-        let config = if jetstream {
-            config.jetstream()
-        } else {
-            config
-        };
-        let sink = tidings_tokio::AsyncNatsSink::connect(config)
-            .await
-            .expect("sink");
-        assert!(sink.is_connected(), "the sink did not connect");
+        let sink = connect_tokio_sink(url, jetstream).await;
         let (reporter, guard) = tidings_tokio::start(builder(n).sink(sink)).expect("start");
         let t = Instant::now();
         let producer = tokio::spawn({
