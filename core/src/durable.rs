@@ -95,8 +95,6 @@ pub(crate) struct Durable {
     replayed: AtomicU64,
     moved_to_fallback: AtomicU64,
     recovered: u64,
-    /// Write-ahead appends that failed (the report went on without a record).
-    write_ahead_failures: AtomicU64,
 }
 
 impl Durable {
@@ -116,7 +114,6 @@ impl Durable {
             replayed: AtomicU64::new(0),
             moved_to_fallback: AtomicU64::new(0),
             recovered,
-            write_ahead_failures: AtomicU64::new(0),
         })
     }
 
@@ -124,20 +121,15 @@ impl Durable {
         format!("spool {}", self.spool.dir().display())
     }
 
-    /// Write-ahead: the record for `report`, or `None` (logged, counted)
-    /// when the spool refuses — the report then goes on without one.
+    /// Write-ahead: the record for `report`, or the spool's error (which
+    /// the spool counts in its stats) — the report then goes on without one.
     pub(crate) fn write_ahead(&self, report: &Report) -> Result<RecordId, SpoolError> {
-        match self.spool.append(&[report]) {
-            Ok(ids) => ids.first().copied().ok_or_else(|| SpoolError::Io {
-                path: self.spool.dir().to_path_buf(),
-                op: "append",
-                source: std::io::Error::other("append returned no record id"),
-            }),
-            Err(e) => {
-                self.write_ahead_failures.fetch_add(1, Ordering::Relaxed);
-                Err(e)
-            }
-        }
+        let ids = self.spool.append(&[report])?;
+        ids.first().copied().ok_or_else(|| SpoolError::Io {
+            path: self.spool.dir().to_path_buf(),
+            op: "append",
+            source: std::io::Error::other("append returned no record id"),
+        })
     }
 
     /// Puts spilled entries in the spool: entries that already have a

@@ -436,11 +436,12 @@ fn maybe_start_replay(shared: &Arc<Shared>, replay: &mut Option<BatchTask>) {
     }
     let shared = shared.clone();
     *replay = Some(Box::pin(async move {
-        if !replay_pass(&shared).await {
+        let Some(durable) = &shared.durable else {
+            return; // checked above; the task owns its own handle
+        };
+        if !replay_pass(&shared, durable).await {
             // Try again; the records stay in the spool meanwhile.
-            if let Some(d) = &shared.durable {
-                d.mark_dirty();
-            }
+            durable.mark_dirty();
         }
     }));
 }
@@ -451,10 +452,7 @@ fn maybe_start_replay(shared: &Arc<Shared>, replay: &mut Option<BatchTask>) {
 /// the next fallback, so one poison record neither holds up the records
 /// behind it nor pins the spool's disk space. Returns false at the first
 /// batch with a record to try again (the rest waits for a later pass).
-async fn replay_pass(shared: &Shared) -> bool {
-    let Some(durable) = &shared.durable else {
-        return true;
-    };
+async fn replay_pass(shared: &Shared, durable: &Durable) -> bool {
     let mut cursor = None;
     loop {
         let chunk = durable.spool.pending_after(cursor, shared.config.max_batch);

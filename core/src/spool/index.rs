@@ -261,6 +261,14 @@ impl LiveIndex {
         }
     }
 
+    /// The segment of the oldest live record. Record ids grow with segment
+    /// numbers, so every older segment holds no live record.
+    pub(crate) fn first_segment(&self) -> Option<u64> {
+        self.chunks
+            .first_key_value()
+            .map(|(_, chunk)| chunk.segment)
+    }
+
     /// The oldest live record's id.
     pub(crate) fn first_id(&self) -> Option<u64> {
         let (&first, chunk) = self.chunks.first_key_value()?;

@@ -487,10 +487,11 @@ struct Commit {
     fail_next_sync: bool,
 }
 
+/// A segment file. (Whether it holds a live record is the index's to say:
+/// see [`LiveIndex::first_segment`].)
 #[derive(Debug)]
 struct Segment {
     bytes: u64,
-    live: u64,
 }
 
 struct Active {
@@ -564,18 +565,7 @@ impl Spool {
         for s in &scan.segments {
             recovery.corrupt_records += s.corrupt;
             recovery.torn_bytes += s.skipped_bytes;
-            segments.insert(
-                s.number,
-                Segment {
-                    bytes: s.file_len,
-                    live: 0,
-                },
-            );
-        }
-        for (segment, live) in scan.live.live_per_segment() {
-            if let Some(seg) = segments.get_mut(&segment) {
-                seg.live += live;
-            }
+            segments.insert(s.number, Segment { bytes: s.file_len });
         }
         recovery.pending_records = scan.live.len();
         recovery.pending_bytes = scan.live.bytes();
@@ -794,7 +784,7 @@ impl Spool {
         let mut state = lock(&inner.state);
         let mut done = Vec::with_capacity(ids.len());
         for id in ids {
-            if state.mark_done(id.0).is_some() {
+            if state.live.remove(id.0).is_some() {
                 done.push(id.0);
             }
         }
@@ -870,7 +860,7 @@ impl Spool {
             for id in damaged {
                 // Gone meanwhile because it was acknowledged: fine. Still
                 // live: it cannot be read, so it can never be delivered.
-                if let Some(loc) = state.mark_done(id) {
+                if let Some(loc) = state.live.remove(id) {
                     state.corrupt_skipped += 1;
                     state.torn_bytes += loc.len;
                 }
@@ -1218,16 +1208,6 @@ impl Inner {
 }
 
 impl State {
-    /// Marks a live record done (acknowledged, or found unreadable) and
-    /// returns where it was; `None` if it was not live.
-    fn mark_done(&mut self, id: u64) -> Option<Loc> {
-        let loc = self.live.remove(id)?;
-        if let Some(seg) = self.segments.get_mut(&loc.segment) {
-            seg.live -= 1;
-        }
-        Some(loc)
-    }
-
     /// Writes one batch of report records; returns their ids and the
     /// write's sequence number.
     fn append(
@@ -1281,9 +1261,6 @@ impl State {
                     len,
                 },
             );
-        }
-        if let Some(seg) = self.segments.get_mut(&segment) {
-            seg.live += placed.len() as u64;
         }
         self.next_id += placed.len() as u64;
         self.appended += placed.len() as u64;
@@ -1366,13 +1343,7 @@ impl State {
             let _ = fs::remove_file(&path);
             return Err(SpoolError::io("write", &path, e));
         }
-        self.segments.insert(
-            number,
-            Segment {
-                bytes: HEADER_LEN,
-                live: 0,
-            },
-        );
+        self.segments.insert(number, Segment { bytes: HEADER_LEN });
         self.total_bytes += HEADER_LEN;
         self.active = Active {
             number,
@@ -1387,8 +1358,11 @@ impl State {
     /// Deletes the oldest segments while they hold no live record (never
     /// the active one).
     fn delete_dead_prefix(&mut self, shared: &Shared) {
-        while let Some((&number, seg)) = self.segments.first_key_value() {
-            if number == self.active.number || seg.live > 0 {
+        while let Some(&number) = self.segments.keys().next() {
+            // Record ids grow with segment numbers, so no segment older
+            // than the oldest live record's holds a live record.
+            let holds_live = self.live.first_segment().is_some_and(|s| s <= number);
+            if number == self.active.number || holds_live {
                 break;
             }
             if !self.remove_segment(shared, number) {
