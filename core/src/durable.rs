@@ -68,6 +68,8 @@ pub struct SpoolSummary {
     /// fallback, else stderr), so that they neither hold up the replay nor
     /// pin the spool's disk space. Still *spilled*, never dropped.
     pub moved_to_fallback: u64,
+    /// Where the last of those went (the fallback's location, or stderr).
+    pub moved_to: Option<String>,
     /// Records still waiting in the spool.
     pub pending: u64,
     /// Records found waiting when the spool was opened.
@@ -94,6 +96,7 @@ pub(crate) struct Durable {
     dirty: AtomicBool,
     replayed: AtomicU64,
     moved_to_fallback: AtomicU64,
+    moved_to: Mutex<Option<String>>,
     recovered: u64,
 }
 
@@ -113,6 +116,7 @@ impl Durable {
             dirty: AtomicBool::new(recovered > 0),
             replayed: AtomicU64::new(0),
             moved_to_fallback: AtomicU64::new(0),
+            moved_to: Mutex::new(None),
             recovered,
         })
     }
@@ -203,7 +207,8 @@ impl Durable {
         self.replayed.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn count_moved_to_fallback(&self, n: u64) {
+    pub(crate) fn count_moved_to_fallback(&self, n: u64, to: &str) {
+        *lock(&self.moved_to) = Some(to.to_owned());
         self.moved_to_fallback.fetch_add(n, Ordering::Relaxed);
     }
 
@@ -215,6 +220,7 @@ impl Durable {
             appended: s.appended,
             replayed: self.replayed.load(Ordering::Relaxed),
             moved_to_fallback: self.moved_to_fallback.load(Ordering::Relaxed),
+            moved_to: lock(&self.moved_to).clone(),
             pending: s.live_records,
             recovered: self.recovered,
             corrupt_skipped: s.corrupt_skipped,

@@ -240,7 +240,8 @@ impl fmt::Display for ShutdownSummary {
                 writeln!(
                     f,
                     "spool: {} report(s) no sink will ever take, moved to {}",
-                    spool.moved_to_fallback, s.spill_location
+                    spool.moved_to_fallback,
+                    spool.moved_to.as_deref().unwrap_or("the fallback")
                 )?;
             }
             if let Some(e) = &spool.last_error {

@@ -561,7 +561,7 @@ impl Undeliverable {
         }
         let ids: Vec<RecordId> = self.records.iter().map(|&(id, _)| id).collect();
         durable.ack(&ids);
-        durable.count_moved_to_fallback(n as u64);
+        durable.count_moved_to_fallback(n as u64, &to);
         shared.log(format_args!(
             "{n} spooled report(s) no sink will ever take ({why}): moved to {to}"
         ));

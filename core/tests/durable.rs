@@ -358,11 +358,11 @@ fn a_report_refused_for_good_leaves_the_spool_for_the_fallback() {
             (0, 200, 1),
             "{mode:?}"
         );
-        assert!(
-            summary
-                .to_string()
-                .contains("1 report(s) no sink will ever take"),
-            "{summary}"
+        // Named where it went: the fallback, not the spool (spill_location).
+        let moved = format!(
+            "1 report(s) no sink will ever take, moved to {}",
+            tidings_core::Fallback::location(&fallback)
         );
+        assert!(summary.to_string().contains(&moved), "{summary}");
     }
 }
