@@ -39,6 +39,13 @@ impl Arrivals {
             .collect()
     }
 
+    fn record(&mut self, payload: &[u8]) {
+        match Report::from_json(payload) {
+            Ok(r) => self.ids.push(r.id),
+            Err(_) => self.unparsable += 1,
+        }
+    }
+
     /// Number of distinct ids.
     pub fn unique(&self) -> usize {
         self.counts().len()
@@ -60,28 +67,55 @@ fn connect(url: &str) -> nats::Connection {
 }
 
 /// Reads every message of `stream` (all subjects) and parses the report ids.
+///
+/// Reads through an ordered consumer. Creating one needs the JetStream meta
+/// leader; right after a cluster node was killed, on a loaded machine, its
+/// election can outlast [`CONSUMER_PATIENCE`]. The stream is then read one
+/// message at a time by sequence instead, which only needs the stream's own
+/// leader (the one that just answered `stream_info`).
 pub fn stream_arrivals(url: &str, stream: &str) -> Arrivals {
     let nc = connect(url);
     let js = nats::jetstream::new(nc.clone());
     let info = retry(|| js.stream_info(stream)).expect("stream info");
-    let expected = info.state.messages;
     let subject = info
         .config
         .subjects
         .first()
         .cloned()
         .expect("stream has a subject");
+    let arrivals = if info.state.messages == 0 {
+        Arrivals::default()
+    } else {
+        let consumer = retry_for(CONSUMER_PATIENCE, || {
+            js.subscribe_with_options(
+                &subject,
+                &nats::jetstream::SubscribeOptions::ordered().deliver_all(),
+            )
+        });
+        match consumer {
+            Ok(sub) => {
+                let arrivals = read_consumer(&sub, stream, info.state.messages);
+                let _ = sub.unsubscribe();
+                arrivals
+            }
+            Err(e) => {
+                eprintln!(
+                    "probe: no ordered consumer on {stream} within {CONSUMER_PATIENCE:?} ({e}); \
+                     reading it by sequence"
+                );
+                read_by_sequence(&js, stream, info.state.first_seq, info.state.last_seq)
+            }
+        }
+    };
+    nc.close();
+    arrivals
+}
+
+/// How long [`stream_arrivals`] tries to create its ordered consumer.
+const CONSUMER_PATIENCE: Duration = Duration::from_secs(30);
+
+fn read_consumer(sub: &nats::jetstream::PushSubscription, stream: &str, expected: u64) -> Arrivals {
     let mut arrivals = Arrivals::default();
-    if expected == 0 {
-        return arrivals;
-    }
-    let sub = retry(|| {
-        js.subscribe_with_options(
-            &subject,
-            &nats::jetstream::SubscribeOptions::ordered().deliver_all(),
-        )
-    })
-    .expect("ordered consumer");
     let deadline = Instant::now() + Duration::from_secs(60);
     while (arrivals.ids.len() + arrivals.unparsable) < expected as usize {
         assert!(
@@ -89,16 +123,46 @@ pub fn stream_arrivals(url: &str, stream: &str) -> Arrivals {
             "read only {} of {expected} messages from stream {stream}",
             arrivals.ids.len()
         );
-        match sub.next_timeout(Duration::from_secs(5)) {
-            Ok(msg) => match Report::from_json(&msg.data) {
-                Ok(r) => arrivals.ids.push(r.id),
-                Err(_) => arrivals.unparsable += 1,
-            },
-            Err(_) => continue,
+        if let Ok(msg) = sub.next_timeout(Duration::from_secs(5)) {
+            arrivals.record(&msg.data);
         }
     }
-    let _ = sub.unsubscribe();
+    arrivals
+}
+
+/// Reads `stream` message by message, sequences `first..=last`; a sequence
+/// that holds no message (deleted) is skipped.
+pub fn stream_arrivals_by_sequence(url: &str, stream: &str) -> Arrivals {
+    let nc = connect(url);
+    let js = nats::jetstream::new(nc.clone());
+    let state = retry(|| js.stream_info(stream)).expect("stream info").state;
+    let arrivals = if state.messages == 0 {
+        Arrivals::default()
+    } else {
+        read_by_sequence(&js, stream, state.first_seq, state.last_seq)
+    };
     nc.close();
+    arrivals
+}
+
+fn read_by_sequence(
+    js: &nats::jetstream::JetStream,
+    stream: &str,
+    first: u64,
+    last: u64,
+) -> Arrivals {
+    let mut arrivals = Arrivals::default();
+    for seq in first..=last {
+        match retry(|| match js.get_message(stream, seq) {
+            Ok(msg) => Ok(Some(msg)),
+            Err(e) if is_no_message_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }) {
+            Ok(Some(msg)) => arrivals.record(&msg.data),
+            Ok(None) => {}
+            Err(e) => panic!("reading {stream} sequence {seq}: {e}"),
+        }
+    }
     arrivals
 }
 
@@ -141,8 +205,21 @@ pub fn create_stream(url: &str, stream: &str, subject: &str, replicas: usize) {
     nc.close();
 }
 
-fn retry<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
-    let deadline = Instant::now() + Duration::from_secs(20);
+fn is_no_message_found(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<nats::jetstream::Error>())
+        .is_some_and(|api| api.error_code() == nats::jetstream::ErrorCode::NoMessageFound)
+}
+
+fn retry<T>(f: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    retry_for(Duration::from_secs(20), f)
+}
+
+fn retry_for<T>(
+    patience: Duration,
+    mut f: impl FnMut() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let deadline = Instant::now() + patience;
     loop {
         match f() {
             Ok(v) => return Ok(v),
@@ -171,11 +248,7 @@ impl Subscriber {
         let sink = arrivals.clone();
         let thread = std::thread::spawn(move || {
             for msg in sub.iter() {
-                let mut a = sink.lock().unwrap();
-                match Report::from_json(&msg.data) {
-                    Ok(r) => a.ids.push(r.id),
-                    Err(_) => a.unparsable += 1,
-                }
+                sink.lock().unwrap().record(&msg.data);
             }
         });
         Subscriber {

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use tidings_conformance::nats_probe::{create_stream, stream_len, Subscriber};
+use tidings_conformance::nats_probe::{
+    create_stream, stream_arrivals, stream_arrivals_by_sequence, stream_len, Subscriber,
+};
 use tidings_conformance::nats_server::{NatsCluster, NatsServer};
 
 #[test]
@@ -50,4 +52,33 @@ fn three_node_cluster_forms() {
     assert_eq!(cluster.urls().len(), 3);
     create_stream(&cluster.urls()[0], "R3", "r3.test", 3);
     assert_eq!(stream_len(&cluster.urls()[1], "R3"), 0);
+}
+
+#[test]
+fn both_stream_readers_see_every_message_once() {
+    #![allow(deprecated)]
+    let server = NatsServer::start();
+    create_stream(&server.url(), "READERS", "readers.test", 1);
+    let nc = nats::connect(server.url()).unwrap();
+    let js = nats::jetstream::new(nc);
+    let sent: Vec<_> = (0..50)
+        .map(|i| {
+            let r = tidings_core::Report::error("k", format!("m{i}"));
+            js.publish("readers.test", r.to_json()).unwrap();
+            r.id
+        })
+        .collect();
+    // A hole in the sequence: the by-sequence reader skips it.
+    js.delete_message("READERS", 10).unwrap();
+    let expected: Vec<_> = sent
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 9)
+        .map(|(_, id)| *id)
+        .collect();
+    assert_eq!(stream_arrivals(&server.url(), "READERS").ids, expected);
+    assert_eq!(
+        stream_arrivals_by_sequence(&server.url(), "READERS").ids,
+        expected
+    );
 }
