@@ -137,9 +137,19 @@ impl Durable {
     }
 
     /// Puts spilled entries in the spool: entries that already have a
-    /// record (write-ahead) are released for replay; the others are
-    /// appended. On error nothing was stored for the appended ones.
+    /// record (written ahead, or being replayed) are released for replay;
+    /// the others are appended. On error nothing was stored for the
+    /// appended ones, but the recorded ones were released all the same:
+    /// they are in the spool either way.
     pub(crate) fn spill(&self, entries: &[&Entry]) -> Result<(), SpoolError> {
+        if self.mode == SpoolMode::WriteAhead {
+            let mut released = lock(&self.released);
+            for e in entries {
+                if let Some(id) = e.record {
+                    released.insert(id.get());
+                }
+            }
+        }
         let to_append: Vec<&Report> = entries
             .iter()
             .filter(|e| e.record.is_none())
@@ -148,15 +158,16 @@ impl Durable {
         let appended = if to_append.is_empty() {
             Vec::new()
         } else {
-            self.spool.append(&to_append)?
+            match self.spool.append(&to_append) {
+                Ok(ids) => ids,
+                Err(e) => {
+                    self.dirty.store(true, Ordering::Release);
+                    return Err(e);
+                }
+            }
         };
         if self.mode == SpoolMode::WriteAhead {
             let mut released = lock(&self.released);
-            for e in entries {
-                if let Some(id) = e.record {
-                    released.insert(id.get());
-                }
-            }
             for id in &appended {
                 released.insert(id.get());
             }

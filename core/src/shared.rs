@@ -358,39 +358,63 @@ impl Shared {
         if claimed.is_empty() {
             return 0;
         }
-        let reports: Vec<&Report> = claimed.iter().map(|&i| &entries[i].report).collect();
-        let spooled = self.durable.as_ref().and_then(|d| {
-            let claimed_entries: Vec<&Entry> = claimed.iter().map(|&i| entries[i]).collect();
-            match d.spill(&claimed_entries) {
-                Ok(()) => Some(d.location()),
-                Err(e) => {
+        // Where each claimed entry went: `(kind, to)` per group, and the
+        // group of each entry.
+        let mut groups: Vec<(StatusKind, String)> = Vec::with_capacity(2);
+        let mut group_of = vec![0usize; claimed.len()];
+        match &self.durable {
+            Some(d) => {
+                let claimed_entries: Vec<&Entry> = claimed.iter().map(|&i| entries[i]).collect();
+                groups.push((StatusKind::Spilled, d.location()));
+                if let Err(e) = d.spill(&claimed_entries) {
+                    // Entries that already hold a record (written ahead, or
+                    // being replayed) are in the spool whatever the append
+                    // did; only the others need the next fallback. Sending
+                    // the recorded ones there too would deliver them twice:
+                    // once from the fallback, once from the spool at the
+                    // next start.
+                    let unstored: Vec<&Report> = claimed_entries
+                        .iter()
+                        .filter(|e| e.record.is_none())
+                        .map(|e| &e.report)
+                        .collect();
                     self.log(format_args!(
                         "the spool refused {} report(s), using the next fallback: {e}",
-                        reports.len()
+                        unstored.len()
                     ));
-                    None
+                    groups.push(self.spill_to_fallback(&unstored));
+                    for (g, e) in group_of.iter_mut().zip(&claimed_entries) {
+                        if e.record.is_none() {
+                            *g = 1;
+                        }
+                    }
                 }
             }
-        });
-        let (kind, to) = match spooled {
-            Some(to) => (StatusKind::Spilled, to),
-            None => self.spill_to_fallback(&reports),
-        };
-        if kind == StatusKind::Lost {
-            // G1: lost is counted *and* said out loud, as best we can.
-            eprintln!(
-                "tidings: LOST {} report(s) ({}); ids: {}",
-                reports.len(),
-                to,
-                reports
-                    .iter()
-                    .map(|r| r.id.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
+            None => {
+                let reports: Vec<&Report> = claimed.iter().map(|&i| &entries[i].report).collect();
+                groups.push(self.spill_to_fallback(&reports));
+            }
         }
-        for &i in &claimed {
+        for (g, (kind, to)) in groups.iter().enumerate() {
+            if *kind == StatusKind::Lost {
+                // G1: lost is counted *and* said out loud, as best we can.
+                eprintln!(
+                    "tidings: LOST {} report(s) ({to}); ids: {}",
+                    group_of.iter().filter(|&&x| x == g).count(),
+                    claimed
+                        .iter()
+                        .zip(&group_of)
+                        .filter(|(_, &x)| x == g)
+                        .map(|(&i, _)| entries[i].report.id.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+            }
+        }
+        let (mut spilled, mut lost) = (0u64, 0u64);
+        for (&i, &g) in claimed.iter().zip(&group_of) {
             let entry = entries[i];
+            let (kind, to) = &groups[g];
             let outcome = entry.is_watched().then(|| Outcome {
                 id: entry.report.id,
                 status: match kind {
@@ -402,17 +426,22 @@ impl Shared {
                 },
                 sinks: sinks_of(i),
             });
-            entry.finish(outcome, kind);
+            entry.finish(outcome, *kind);
+            match kind {
+                StatusKind::Lost => lost += 1,
+                _ => spilled += 1,
+            }
         }
-        let n = claimed.len() as u64;
-        match kind {
-            StatusKind::Lost => add(&self.counters.settled.lost, n),
-            _ => add(&self.counters.settled.spilled, n),
+        if spilled > 0 {
+            add(&self.counters.settled.spilled, spilled);
+        }
+        if lost > 0 {
+            add(&self.counters.settled.lost, lost);
         }
         self.counters
             .producer
             .in_flight
-            .fetch_sub(n, Ordering::AcqRel);
+            .fetch_sub(spilled + lost, Ordering::AcqRel);
         claimed.len()
     }
 }

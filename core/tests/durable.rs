@@ -366,3 +366,75 @@ fn a_report_refused_for_good_leaves_the_spool_for_the_fallback() {
         assert!(summary.to_string().contains(&moved), "{summary}");
     }
 }
+
+/// Write-ahead with a spool that fills up part way: the reports written
+/// ahead stay in the spool when the sink is down, the ones that found it
+/// full go to the fallback, and no report ends up in both (it would be
+/// delivered twice: from the fallback, and from the spool at the next start).
+#[test]
+fn write_ahead_with_a_full_spool_sends_each_report_one_way_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = SpoolConfig {
+        max_bytes: 2 * SpoolConfig::MIN_SEGMENT_BYTES,
+        segment_bytes: SpoolConfig::MIN_SEGMENT_BYTES,
+        ..spool(&dir)
+    };
+    let fallback = MemoryFallback::new();
+    let (ids, pending) = {
+        let rt = ManualRuntime::new();
+        let (sink, control) = TestSink::new("mem");
+        control.set_behavior(Behavior::Fail(SinkErrorKind::Unavailable));
+        let reporter = Reporter::builder()
+            .sink(sink)
+            .fallback(fallback.clone())
+            .retry(retry())
+            .spool(small.clone(), SpoolMode::WriteAhead)
+            .log_to_stderr(false)
+            .build(rt.handle())
+            .unwrap();
+        let ids: Vec<ReportId> = (0..200)
+            .map(|i| {
+                reporter
+                    .report(Report::error("full", format!("report {i}")))
+                    .unwrap()
+                    .id()
+            })
+            .collect();
+        let summary = rt.block_on(reporter.shutdown(Duration::from_secs(5)));
+        assert_accounted(&summary.stats);
+        assert_eq!(summary.stats.spilled, 200);
+        let spool_stats = summary.stats.spool.unwrap();
+        // The spool took some but not all: the case under test.
+        assert!(
+            spool_stats.pending > 0 && spool_stats.pending < 200,
+            "{spool_stats:?}"
+        );
+        (ids, spool_stats.pending)
+    };
+    let in_fallback = fallback.ids();
+    assert_eq!(in_fallback.len() as u64, 200 - pending);
+
+    let rt = ManualRuntime::new();
+    let (sink, control) = TestSink::new("mem");
+    let reporter = Reporter::builder()
+        .sink(sink)
+        .retry(retry())
+        .spool(small, SpoolMode::WriteAhead)
+        .log_to_stderr(false)
+        .build(rt.handle())
+        .unwrap();
+    assert_eq!(reporter.stats().spool.unwrap().recovered, pending);
+    rt.block_on(control.delivered_at_least(pending as usize));
+    let summary = rt.block_on(reporter.shutdown(Duration::from_secs(5)));
+    assert_accounted(&summary.stats);
+    assert_eq!(summary.stats.spool.unwrap().pending, 0);
+    let replayed = control.delivered_ids();
+    assert_eq!(replayed.len() as u64, pending);
+    assert!(
+        replayed.iter().all(|id| !in_fallback.contains(id)),
+        "a report went both to the fallback and to the spool"
+    );
+    let mut both = replayed;
+    both.extend(in_fallback);
+    assert_eq!(sorted(both), sorted(ids), "every report exactly one way");
+}
