@@ -61,6 +61,10 @@ pub enum Config {
     TokioJetStream,
     BlockingJetStream,
     SmolJetStream,
+    /// tidings-tokio's sink alone, no reporter (profiling only).
+    TokioCoreSinkOnly,
+    /// tidings-tokio's JetStream sink alone, no reporter (profiling only).
+    TokioJetStreamSinkOnly,
 }
 
 impl Config {
@@ -78,6 +82,8 @@ impl Config {
             Config::TokioJetStream => "tidings-tokio → JetStream (AsyncNatsSink)",
             Config::BlockingJetStream => "tidings-blocking → JetStream (SyncNatsSink)",
             Config::SmolJetStream => "tidings-smol → JetStream (SyncNatsSink)",
+            Config::TokioCoreSinkOnly => "AsyncNatsSink alone → core NATS, 4 batches at once",
+            Config::TokioJetStreamSinkOnly => "AsyncNatsSink alone → JetStream, 4 batches at once",
         }
     }
 
@@ -92,6 +98,10 @@ impl Config {
         Config::SmolJetStream,
     ];
 
+    /// Configurations that take the table apart, for `--only` (profiling):
+    /// not part of the suite's tables.
+    pub const PROFILING: [Config; 2] = [Config::TokioCoreSinkOnly, Config::TokioJetStreamSinkOnly];
+
     /// Short name, for `--only`.
     pub fn name(self) -> &'static str {
         match self {
@@ -103,13 +113,15 @@ impl Config {
             Config::TokioJetStream => "tokio-js",
             Config::BlockingJetStream => "blocking-js",
             Config::SmolJetStream => "smol-js",
+            Config::TokioCoreSinkOnly => "tokio-core-sink",
+            Config::TokioJetStreamSinkOnly => "tokio-js-sink",
         }
     }
 
     pub fn is_jetstream(self) -> bool {
         !matches!(
             self,
-            Config::RawCore | Config::RawCorePre | Config::TokioCore
+            Config::RawCore | Config::RawCorePre | Config::TokioCore | Config::TokioCoreSinkOnly
         )
     }
 
@@ -132,6 +144,8 @@ impl Config {
             Config::TokioJetStream => tokio_sink(&server.url(), n, true),
             Config::BlockingJetStream => blocking_jetstream(&server.url(), n),
             Config::SmolJetStream => smol_jetstream(&server.url(), n),
+            Config::TokioCoreSinkOnly => tokio_sink_only(&server.url(), n, false),
+            Config::TokioJetStreamSinkOnly => tokio_sink_only(&server.url(), n, true),
         };
         sample.arrived = if self.is_jetstream() {
             nats_probe::stream_len(&server.url(), STREAM)
@@ -287,6 +301,52 @@ fn tokio_sink(url: &str, n: usize, jetstream: bool) -> Sample {
         let elapsed = t.elapsed();
         let summary = guard.shutdown_within(Duration::from_secs(10)).await;
         sample_of(elapsed, &summary.stats)
+    })
+}
+
+/// The sink without the reporter: batches of 512 built before the clock,
+/// sent by 4 tasks at once (the worker's defaults), results counted.
+fn tokio_sink_only(url: &str, n: usize, jetstream: bool) -> Sample {
+    use tidings_core::{Ack, Batch, Sink};
+    let mut batches: Vec<Batch> = Vec::new();
+    let mut all = reports(n).into_iter().peekable();
+    while all.peek().is_some() {
+        batches.push(Batch::from_reports(all.by_ref().take(512).collect()));
+    }
+    let rt = tokio_rt();
+    rt.block_on(async {
+        let sink = std::sync::Arc::new(connect_tokio_sink(url, jetstream).await);
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(batches));
+        let t = Instant::now();
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let (sink, queue) = (sink.clone(), queue.clone());
+                tokio::spawn(async move {
+                    let mut ok = 0u64;
+                    loop {
+                        let Some(batch) = queue.lock().unwrap().pop() else {
+                            break;
+                        };
+                        ok += sink
+                            .send(&batch)
+                            .await
+                            .iter()
+                            .filter(|r| matches!(r, Ok(Ack::Sent | Ack::Stored { .. })))
+                            .count() as u64;
+                    }
+                    ok
+                })
+            })
+            .collect();
+        let mut delivered = 0;
+        for task in tasks {
+            delivered += task.await.expect("sender task");
+        }
+        Sample {
+            secs: t.elapsed().as_secs_f64(),
+            delivered,
+            ..Sample::default()
+        }
     })
 }
 

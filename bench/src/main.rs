@@ -11,7 +11,11 @@
 //! `--teardown` (reports lost when the runtime is dropped), `--all`.
 //! `--runs N` (default 3) sets the runs per configuration, interleaved
 //! (raw, tidings, raw, tidings, …) so load changes hit both alike; tables
-//! show medians. `--trials N` (default 20) sets the teardown trials.
+//! show medians. `--e2e-runs N` (default: `--runs`) sets them for the
+//! throughput section alone, the noisiest and the cheapest to repeat; its
+//! table also shows the median of the per-run ratios (tidings' run *i* over
+//! raw's run *i*, measured moments apart). `--trials N` (default 20) sets
+//! the teardown trials.
 //! `--quick` shrinks every size for a smoke run.
 
 mod drain;
@@ -35,6 +39,7 @@ struct Options {
     rss: bool,
     teardown: bool,
     runs: usize,
+    e2e_runs: Option<usize>,
     trials: usize,
     quick: bool,
     /// `--only NAME`: just these end-to-end configurations (for profiling).
@@ -59,6 +64,7 @@ fn run() -> Result<(), lexopt::Error> {
         rss: false,
         teardown: false,
         runs: 3,
+        e2e_runs: None,
         trials: 20,
         quick: false,
         only: Vec::new(),
@@ -83,6 +89,7 @@ fn run() -> Result<(), lexopt::Error> {
             Long("rss") => o.rss = true,
             Long("teardown") => o.teardown = true,
             Long("runs") => o.runs = parser.value()?.parse()?,
+            Long("e2e-runs") => o.e2e_runs = Some(parser.value()?.parse()?),
             Long("trials") => o.trials = parser.value()?.parse()?,
             Long("quick") => o.quick = true,
             Long("only") => {
@@ -104,8 +111,8 @@ fn run() -> Result<(), lexopt::Error> {
             Long("help") | Short('h') => {
                 println!(
                     "usage: tidings-bench [--all] [--e2e] [--drain] [--rss] [--teardown] \
-                     [--runs N] [--trials N] [--quick] [--criterion BASELINE,..] [--criterion-dir DIR] \
-                     [--only raw-core|raw-core-pre|tokio-core|raw-js|raw-js-pre|tokio-js|blocking-js|smol-js]"
+                     [--runs N] [--e2e-runs N] [--trials N] [--quick] [--criterion BASELINE,..] [--criterion-dir DIR] \
+                     [--only raw-core|raw-core-pre|tokio-core|raw-js|raw-js-pre|tokio-js|blocking-js|smol-js|tokio-core-sink|tokio-js-sink]"
                 );
                 return Ok(());
             }
@@ -126,6 +133,7 @@ fn run() -> Result<(), lexopt::Error> {
         );
     }
     o.runs = o.runs.max(1);
+    o.e2e_runs = o.e2e_runs.map(|n| n.max(1));
     header(&o);
     if !o.criterion.is_empty() {
         let dir = o.criterion_dir.clone().unwrap_or_else(micro::default_dir);
@@ -197,6 +205,7 @@ fn section_e2e(o: &Options) {
         for run in 0..o.runs {
             for c in e2e::Config::ALL
                 .iter()
+                .chain(&e2e::Config::PROFILING)
                 .filter(|c| o.only.iter().any(|n| n == c.name()))
             {
                 let n = if c.is_jetstream() { n_js } else { n_core };
@@ -213,18 +222,19 @@ fn section_e2e(o: &Options) {
         }
         return;
     }
+    let runs = o.e2e_runs.unwrap_or(o.runs);
     let configs = e2e::Config::ALL;
     let load_start = load();
     let started = Instant::now();
     let mut samples: Vec<Vec<e2e::Sample>> = vec![Vec::new(); configs.len()];
-    for run in 0..o.runs {
+    for run in 0..runs {
         for (i, c) in configs.iter().enumerate() {
             let n = if c.is_jetstream() { n_js } else { n_core };
             let s = c.run(n);
             eprintln!(
                 "e2e run {}/{}: {:<50} {:>9.0}/s  delivered {} arrived {} spilled {} lost {}",
                 run + 1,
-                o.runs,
+                runs,
                 c.label(),
                 s.rate(n),
                 s.delivered,
@@ -244,6 +254,18 @@ fn section_e2e(o: &Options) {
         samples[i].iter().map(|s| s.rate(n)).collect()
     };
     let index = |c: e2e::Config| configs.iter().position(|x| *x == c).expect("listed");
+    // Tidings' run i over raw's run i: the two ran moments apart, so a
+    // load change between runs moves both.
+    let paired = |i: usize, raw: e2e::Config| -> f64 {
+        let raw = rate(index(raw));
+        median(
+            &rate(i)
+                .iter()
+                .zip(&raw)
+                .map(|(t, r)| t / r)
+                .collect::<Vec<_>>(),
+        )
+    };
     let raw_core = median(&rate(index(e2e::Config::RawCore)));
     let raw_core_pre = median(&rate(index(e2e::Config::RawCorePre)));
     let raw_js = median(&rate(index(e2e::Config::RawJetStream)));
@@ -251,34 +273,39 @@ fn section_e2e(o: &Options) {
     println!("## End-to-end throughput\n");
     println!(
         "{} reports of {} bytes per run for core NATS, {} for JetStream; a fresh nats-server per run; \
-         1-minute load average {} at the start, {} at the end ({:.0} s).\n",
+         {} runs per configuration, interleaved; \
+         1-minute load average {} at the start, {} at the end ({:.0} s). \
+         *× raw* is the median over the median raw rate; *paired* the median of the per-run \
+         ratios (run i over the raw loop's run i, measured moments apart).\n",
         n_core,
         tidings_bench::REPORT_BYTES,
         n_js,
+        runs,
         load_start,
         load(),
         started.elapsed().as_secs_f64()
     );
-    println!("| configuration | reports/s (median) | min – max | × raw (serializing) | × raw (pre-serialized) | arrived at the server (every run) | spilled | lost |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| configuration | reports/s (median) | min – max | × raw (serializing) | paired | × raw (pre-serialized) | arrived at the server (every run) | spilled | lost |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (i, c) in configs.iter().enumerate() {
         let r = rate(i);
         let (lo, hi) = min_max(&r);
-        let (base, ceiling) = if c.is_jetstream() {
-            (raw_js, raw_js_pre)
+        let (base, ceiling, raw_config) = if c.is_jetstream() {
+            (raw_js, raw_js_pre, e2e::Config::RawJetStream)
         } else {
-            (raw_core, raw_core_pre)
+            (raw_core, raw_core_pre, e2e::Config::RawCore)
         };
         let n = if c.is_jetstream() { n_js } else { n_core };
         let arrived: Vec<String> = samples[i].iter().map(|s| s.arrived.to_string()).collect();
         let all_arrived = samples[i].iter().all(|s| s.arrived >= n as u64);
         println!(
-            "| {} | {} | {} – {} | {:.2}× | {:.2}× | {}{} | {} | {} |",
+            "| {} | {} | {} – {} | {:.2}× | {:.2}× | {:.2}× | {}{} | {} | {} |",
             c.label(),
             fmt_rate(median(&r)),
             fmt_rate(lo),
             fmt_rate(hi),
             median(&r) / base,
+            paired(i, raw_config),
             median(&r) / ceiling,
             arrived.join(" / "),
             if all_arrived { "" } else { " **(short)**" },
