@@ -5,6 +5,10 @@
 //!   channel: the floor for any queue-based reporter.
 //! * `raw/arc_try_send` — the same with the `Arc::new` tidings needs to
 //!   track the report after hand-off.
+//! * `raw/arc_try_send_live` — the same while a consumer thread takes the
+//!   reports off concurrently, 512 at a time, and drops them (as tidings'
+//!   worker does): the floor for a hand-off to a live consumer, with the
+//!   queue's cache lines and the allocator shared between two threads.
 //! * `tidings/idle_worker` — `report()` on a reporter whose worker does not
 //!   run while the loop is timed (a `ManualRuntime`, driven between timed
 //!   chunks): the hot path alone.
@@ -144,6 +148,48 @@ fn bench_report(c: &mut Criterion) {
                     || while rx.try_recv().is_ok() {},
                 )
             });
+        });
+
+        // Raw with a live consumer: what a hand-off costs when the other
+        // side is taking reports off (and freeing them) at the same time.
+        group.bench_function(BenchmarkId::new("raw/arc_try_send_live", threads), |b| {
+            let (tx, rx) = async_channel::bounded::<Arc<Report>>(CAPACITY);
+            let consumer = std::thread::spawn(move || {
+                let mut taken = Vec::with_capacity(512);
+                while let Ok(first) = rx.recv_blocking() {
+                    taken.push(first);
+                    while taken.len() < 512 {
+                        match rx.try_recv() {
+                            Ok(r) => taken.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                    taken.clear();
+                }
+            });
+            b.iter_custom(|iters| {
+                chunked(
+                    iters,
+                    threads,
+                    &template,
+                    |work| {
+                        on_threads(work, |reports| {
+                            let start = Instant::now();
+                            for r in reports {
+                                let _ = std::hint::black_box(tx.try_send(Arc::new(r)));
+                            }
+                            start.elapsed()
+                        })
+                    },
+                    || {
+                        while !tx.is_empty() {
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
+                    },
+                )
+            });
+            drop(tx);
+            consumer.join().expect("consumer thread");
         });
 
         // tidings, the worker idle while timed: the hot path alone.
