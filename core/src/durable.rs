@@ -25,6 +25,12 @@
 //! [`SpoolSummary::moved_to_fallback`]: one poison report must not hold up
 //! the records behind it, nor keep its segment (and every later one) on
 //! disk. If the fallback chain fails too, it stays in the spool.
+//!
+//! A full spool (`max_bytes`) refuses appends. In `WriteAhead` mode a
+//! report that finds it full goes on without a record (logged); spilled
+//! later, it goes to the next fallback, while the reports of the same batch
+//! that do hold a record stay in the spool. Each spilled report is in one
+//! place, so none is delivered twice from two of them.
 
 use std::collections::BTreeMap;
 use std::fmt;
