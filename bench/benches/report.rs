@@ -97,6 +97,35 @@ where
     })
 }
 
+/// Times `call` on each of `iters` prebuilt reports per thread, chunk by
+/// chunk ([`chunked`]), the threads started together ([`on_threads`]).
+fn time_calls<C>(
+    iters: u64,
+    threads: usize,
+    template: &Report,
+    call: C,
+    between: impl FnMut(),
+) -> Duration
+where
+    C: Fn(Report) + Send + Sync,
+{
+    chunked(
+        iters,
+        threads,
+        template,
+        |work| {
+            on_threads(work, |reports| {
+                let start = Instant::now();
+                for r in reports {
+                    call(r);
+                }
+                start.elapsed()
+            })
+        },
+        between,
+    )
+}
+
 fn bench_report(c: &mut Criterion) {
     let template = tidings_bench::report(0);
     let mut group = c.benchmark_group("report");
@@ -110,18 +139,12 @@ fn bench_report(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("raw/try_send", threads), |b| {
             let (tx, rx) = async_channel::bounded::<Report>(CAPACITY);
             b.iter_custom(|iters| {
-                chunked(
+                time_calls(
                     iters,
                     threads,
                     &template,
-                    |work| {
-                        on_threads(work, |reports| {
-                            let start = Instant::now();
-                            for r in reports {
-                                let _ = std::hint::black_box(tx.try_send(r));
-                            }
-                            start.elapsed()
-                        })
+                    |r| {
+                        let _ = std::hint::black_box(tx.try_send(r));
                     },
                     || while rx.try_recv().is_ok() {},
                 )
@@ -132,18 +155,12 @@ fn bench_report(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("raw/arc_try_send", threads), |b| {
             let (tx, rx) = async_channel::bounded::<Arc<Report>>(CAPACITY);
             b.iter_custom(|iters| {
-                chunked(
+                time_calls(
                     iters,
                     threads,
                     &template,
-                    |work| {
-                        on_threads(work, |reports| {
-                            let start = Instant::now();
-                            for r in reports {
-                                let _ = std::hint::black_box(tx.try_send(Arc::new(r)));
-                            }
-                            start.elapsed()
-                        })
+                    |r| {
+                        let _ = std::hint::black_box(tx.try_send(Arc::new(r)));
                     },
                     || while rx.try_recv().is_ok() {},
                 )
@@ -168,18 +185,12 @@ fn bench_report(c: &mut Criterion) {
                 }
             });
             b.iter_custom(|iters| {
-                chunked(
+                time_calls(
                     iters,
                     threads,
                     &template,
-                    |work| {
-                        on_threads(work, |reports| {
-                            let start = Instant::now();
-                            for r in reports {
-                                let _ = std::hint::black_box(tx.try_send(Arc::new(r)));
-                            }
-                            start.elapsed()
-                        })
+                    |r| {
+                        let _ = std::hint::black_box(tx.try_send(Arc::new(r)));
                     },
                     || {
                         while !tx.is_empty() {
@@ -202,18 +213,12 @@ fn bench_report(c: &mut Criterion) {
                 .build(rt.handle())
                 .expect("reporter");
             b.iter_custom(|iters| {
-                chunked(
+                time_calls(
                     iters,
                     threads,
                     &template,
-                    |work| {
-                        on_threads(work, |reports| {
-                            let start = Instant::now();
-                            for r in reports {
-                                let _ = std::hint::black_box(reporter.report(r));
-                            }
-                            start.elapsed()
-                        })
+                    |r| {
+                        let _ = std::hint::black_box(reporter.report(r));
                     },
                     || drain_manual(&rt, &reporter),
                 )
@@ -238,18 +243,12 @@ fn bench_report(c: &mut Criterion) {
             )
             .expect("reporter");
             b.iter_custom(|iters| {
-                chunked(
+                time_calls(
                     iters,
                     threads,
                     &template,
-                    |work| {
-                        on_threads(work, |reports| {
-                            let start = Instant::now();
-                            for r in reports {
-                                let _ = std::hint::black_box(reporter.report(r));
-                            }
-                            start.elapsed()
-                        })
+                    |r| {
+                        let _ = std::hint::black_box(reporter.report(r));
                     },
                     || {
                         while reporter.stats().in_flight > 0 {
