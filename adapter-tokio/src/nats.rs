@@ -34,9 +34,7 @@ use async_nats::{Client, ConnectOptions, Event, ServerAddr};
 use bytes::Bytes;
 use futures::future::{self, Either};
 use futures::stream::{FuturesUnordered, StreamExt};
-use tidings_core::nats::{
-    Credentials, Delivery, NatsConfig, MSG_ID_HEADER_ROOM, STREAM_DUPLICATE_WINDOW,
-};
+use tidings_core::nats::{Credentials, Delivery, NatsConfig, STREAM_DUPLICATE_WINDOW};
 use tidings_core::{Ack, Batch, ConfigError, Report, Sink, SinkError, SinkFuture};
 use tokio::sync::watch;
 
@@ -457,13 +455,7 @@ impl Inner {
                 }
             }
         }
-        let limit = match server_max {
-            0 => self.config.payload_limit(0),
-            max => self
-                .config
-                .payload_limit(max)
-                .min(max.saturating_sub(MSG_ID_HEADER_ROOM)),
-        };
+        let limit = self.config.jetstream_payload_limit(server_max);
         let lost =
             SinkError::unavailable("the NATS connection broke before the stream acknowledged");
         let mut results: Vec<Result<Ack, SinkError>> = vec![Err(lost); n];

@@ -307,6 +307,21 @@ impl NatsConfig {
         }
     }
 
+    /// The largest report payload a JetStream publish may carry given the
+    /// server's `max_payload` (0: not known yet, taken as the server's
+    /// default of 1 MiB): [`payload_limit`](Self::payload_limit), and room
+    /// for the `Nats-Msg-Id` header ([`MSG_ID_HEADER_ROOM`]) within the
+    /// server's limit, which counts headers and payload together. A
+    /// configured `max_payload` well below the server's is not reduced.
+    pub fn jetstream_payload_limit(&self, server_max_payload: usize) -> usize {
+        let server = match server_max_payload {
+            0 => 1024 * 1024,
+            max => max,
+        };
+        self.payload_limit(server_max_payload)
+            .min(server.saturating_sub(MSG_ID_HEADER_ROOM))
+    }
+
     /// The server URLs with any password replaced by `***` (for logs).
     pub fn redacted_servers(&self) -> Vec<String> {
         self.servers.iter().map(|u| redact_url(u)).collect()
@@ -434,6 +449,32 @@ pub fn subject_token(s: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jetstream_payload_limit_keeps_header_room_within_the_servers_limit() {
+        let js = NatsConfig::new("nats://127.0.0.1:4222", "a.b").jetstream();
+        // The server's limit (or its 1 MiB default while unknown) less the
+        // header room.
+        assert_eq!(js.jetstream_payload_limit(8192), 8192 - MSG_ID_HEADER_ROOM);
+        assert_eq!(
+            js.jetstream_payload_limit(0),
+            1024 * 1024 - MSG_ID_HEADER_ROOM
+        );
+        // A configured limit well below the server's is kept whole; one close
+        // to it still leaves the room.
+        let small = js.clone().max_payload(1000);
+        assert_eq!(small.jetstream_payload_limit(8192), 1000);
+        let close = js.max_payload(8150);
+        assert_eq!(
+            close.jetstream_payload_limit(8192),
+            8192 - MSG_ID_HEADER_ROOM
+        );
+        // A server limit below the room leaves nothing rather than wrapping.
+        assert_eq!(
+            NatsConfig::new("nats://127.0.0.1:4222", "a.b").jetstream_payload_limit(100),
+            0
+        );
+    }
 
     #[test]
     fn urls() {

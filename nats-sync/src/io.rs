@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tidings_core::nats::{Delivery, NatsConfig, MSG_ID_HEADER_ROOM};
+use tidings_core::nats::{Delivery, NatsConfig};
 use tidings_core::{Ack, Batch, SinkError, SinkErrorKind};
 
 use crate::ack;
@@ -584,10 +584,7 @@ impl Io {
             }
         }
         let link = &live.link;
-        let limit = self
-            .config
-            .payload_limit(link.max_payload())
-            .saturating_sub(MSG_ID_HEADER_ROOM);
+        let limit = self.config.jetstream_payload_limit(link.max_payload());
         let deadline = Instant::now() + ack_timeout;
         let mark = self.shared.error_mark();
         let mut pipeline = Pipeline {

@@ -52,8 +52,9 @@
 //! The synchronous client does not check message size; the server closes
 //! the connection on an oversized one. So each report is encoded with
 //! [`Report::encode_within`](tidings_core::Report::encode_within) for
-//! [`NatsConfig::payload_limit`] of the server's `max_payload` (less room for
-//! the `Nats-Msg-Id` header with JetStream): too big, it is truncated with a
+//! [`NatsConfig::payload_limit`] of the server's `max_payload` (with
+//! JetStream [`NatsConfig::jetstream_payload_limit`], which keeps room for
+//! the `Nats-Msg-Id` header): too big, it is truncated with a
 //! marker; impossible to fit, that report alone fails with
 //! [`TooLarge`](tidings_core::SinkErrorKind::TooLarge) (spilled by the
 //! worker) and the rest of the batch goes on.
