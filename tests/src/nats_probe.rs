@@ -70,7 +70,7 @@ fn connect(url: &str) -> nats::Connection {
 ///
 /// Reads through an ordered consumer. Creating one needs the JetStream meta
 /// leader; right after a cluster node was killed, on a loaded machine, its
-/// election can outlast [`CONSUMER_PATIENCE`]. The stream is then read one
+/// election can outlast our patience (30 s). The stream is then read one
 /// message at a time by sequence instead, which only needs the stream's own
 /// leader (the one that just answered `stream_info`).
 pub fn stream_arrivals(url: &str, stream: &str) -> Arrivals {
