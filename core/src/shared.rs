@@ -208,8 +208,7 @@ impl Shared {
                 });
             }
         }
-        let entries: Vec<&Entry> = batch.entries.iter().map(|e| &**e).collect();
-        shared.spill(&entries, shared.stop_reason(), &|_| Vec::new());
+        shared.spill_unsent(&batch.entries, shared.stop_reason());
         None
     }
 
@@ -239,9 +238,7 @@ impl Shared {
             reg.batches.iter().map(|(_, b)| b.clone()).collect()
         };
         for batch in batches {
-            let entries: Vec<&Entry> = batch.entries.iter().map(|e| &**e).collect();
-            let n = self.spill(&entries, reason, &|_| Vec::new());
-            add(&self.counters.settled.abandoned, n as u64);
+            self.spill_abandoned(&batch.entries, reason);
         }
         self.spill_queue(reason);
         self.wait_for_claims(Duration::from_millis(100));
@@ -286,8 +283,7 @@ impl Shared {
                 return;
             }
             self.space.notify(chunk.len());
-            let entries: Vec<&Entry> = chunk.iter().map(|e| &**e).collect();
-            self.spill(&entries, reason, &|_| Vec::new());
+            self.spill_unsent(&chunk, reason);
         }
     }
 
@@ -447,6 +443,31 @@ impl Shared {
 }
 
 impl Shared {
+    /// Spills the entries no sink has reported on (nothing to say per
+    /// sink); those settled already are skipped. Returns how many this call
+    /// settled.
+    pub(crate) fn spill_unsent(&self, entries: &[Arc<Entry>], reason: SpillReason) -> usize {
+        // Most batches end fully settled: a load each, no claim attempts.
+        let pending: Vec<&Entry> = entries
+            .iter()
+            .map(|e| &**e)
+            .filter(|e| e.is_pending())
+            .collect();
+        if pending.is_empty() {
+            return 0;
+        }
+        self.spill(&pending, reason, &|_| Vec::new())
+    }
+
+    /// [`Shared::spill_unsent`] for a batch whose send was abandoned
+    /// (deadline, teardown), counted as such.
+    fn spill_abandoned(&self, entries: &[Arc<Entry>], reason: SpillReason) {
+        let n = self.spill_unsent(entries, reason);
+        if n > 0 {
+            add(&self.counters.settled.abandoned, n as u64);
+        }
+    }
+
     /// The configured fallback, then stderr: where a report goes when the
     /// spool is absent or refused it. Lost only if both fail.
     pub(crate) fn spill_to_fallback(&self, reports: &[&Report]) -> (StatusKind, String) {
@@ -496,19 +517,8 @@ impl Drop for InFlightBatch {
             let mut reg = lock(&self.shared.registry);
             reg.batches.retain(|(id, _)| *id != self.id);
         }
-        let pending: Vec<&Entry> = self
-            .batch
-            .entries
-            .iter()
-            .map(|e| &**e)
-            .filter(|e| e.is_pending())
-            .collect();
-        if !pending.is_empty() {
-            let n = self
-                .shared
-                .spill(&pending, self.shared.stop_reason(), &|_| Vec::new());
-            add(&self.shared.counters.settled.abandoned, n as u64);
-        }
+        self.shared
+            .spill_abandoned(&self.batch.entries, self.shared.stop_reason());
     }
 }
 
