@@ -36,7 +36,9 @@ pub(crate) struct Entry {
     /// True while a [`Receipt`] for this entry is alive: only then is a
     /// detailed [`Outcome`] built (it costs allocations per report).
     watched: AtomicBool,
-    outcome: Mutex<Option<Outcome>>,
+    /// Boxed: built only for watched entries, and every `report()` writes
+    /// the whole `Entry` (72 bytes inline would be a fifth of it).
+    outcome: Mutex<Option<Box<Outcome>>>,
     done: Event,
 }
 
@@ -85,7 +87,7 @@ impl Entry {
     /// Records the final status of a claimed entry and wakes its receipt.
     pub(crate) fn finish(&self, outcome: Option<Outcome>, status: StatusKind) {
         if let Some(o) = outcome {
-            *lock(&self.outcome) = Some(o);
+            *lock(&self.outcome) = Some(Box::new(o));
         }
         let final_state = match status {
             StatusKind::Delivered => DELIVERED,
@@ -101,7 +103,7 @@ impl Entry {
         if state < DELIVERED {
             return None;
         }
-        if let Some(o) = lock(&self.outcome).as_ref() {
+        if let Some(o) = lock(&self.outcome).as_deref() {
             return Some(o.clone());
         }
         // Settled while nobody watched (cannot happen for a live receipt,
