@@ -143,10 +143,10 @@ impl Durable {
     }
 
     /// Puts spilled entries in the spool: entries that already have a
-    /// record (written ahead, or being replayed) are released for replay;
-    /// the others are appended. On error nothing was stored for the
-    /// appended ones, but the recorded ones were released all the same:
-    /// they are in the spool either way.
+    /// record (written ahead; replayed reports never come through here) are
+    /// released for replay, the others are appended. On error nothing was
+    /// stored for the appended ones, but the recorded ones were released all
+    /// the same: they are in the spool either way.
     pub(crate) fn spill(&self, entries: &[&Entry]) -> Result<(), SpoolError> {
         if self.mode == SpoolMode::WriteAhead {
             let mut released = lock(&self.released);

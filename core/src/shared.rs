@@ -363,8 +363,8 @@ impl Shared {
                 let claimed_entries: Vec<&Entry> = claimed.iter().map(|&i| entries[i]).collect();
                 groups.push((StatusKind::Spilled, d.location()));
                 if let Err(e) = d.spill(&claimed_entries) {
-                    // Entries that already hold a record (written ahead, or
-                    // being replayed) are in the spool whatever the append
+                    // Entries that already hold a record (written ahead)
+                    // are in the spool whatever the append
                     // did; only the others need the next fallback. Sending
                     // the recorded ones there too would deliver them twice:
                     // once from the fallback, once from the spool at the

@@ -327,7 +327,8 @@ pub struct Recovery {
 pub struct SpoolStats {
     /// Records appended since open.
     pub appended: u64,
-    /// Records acknowledged since open.
+    /// Records acknowledged since open (including records taken back
+    /// because their fsync failed: see [`Spool::append`]).
     pub acked: u64,
     /// Records waiting for an acknowledgement (recovered ones included).
     pub live_records: u64,
@@ -699,8 +700,10 @@ impl Spool {
     ///
     /// All or nothing as far as the caller can tell: on `Err` the caller
     /// should treat the reports as not spooled and send them elsewhere. (If
-    /// only the fsync failed, they were written and may still be replayed
-    /// later: a duplicate, deduplicated by report id, not a loss.)
+    /// only the fsync failed, they were written: they are acknowledged at
+    /// once, so this process never hands them out again. That
+    /// acknowledgement cannot be made durable either, so after a restart they
+    /// may come back: a duplicate, deduplicated by report id, not a loss.)
     ///
     /// Errors: [`SpoolError::Full`] when the batch would take the spool past
     /// `max_bytes` (nothing is written); [`SpoolError::DiskFull`] or
@@ -763,6 +766,9 @@ impl Spool {
         if inner.shared.sync == SyncPolicy::Always {
             if let Err(e) = inner.sync_upto(seq) {
                 lock(&inner.state).note_error(&e);
+                // The caller is told they were not spooled and sends them
+                // elsewhere: replaying them too would deliver them twice.
+                let _ = self.ack(&ids);
                 return Err(e);
             }
         }
@@ -1490,12 +1496,18 @@ mod tests {
         assert!(matches!(err, SpoolError::SyncFailed { .. }), "{err}");
         assert_eq!(spool.stats().io_errors, 2);
         assert_eq!(spool.stats().appended, 2);
+        // The record whose fsync failed was written, but its caller was told
+        // it was not (and sends it elsewhere): taken back at once.
+        assert_eq!(spool.pending_count(), 1);
+        assert_eq!(spool.stats().acked, 1);
         drop(spool);
-        // The written records are recovered (a duplicate at worst).
+        // Only the durable record comes back (here the take-back was written
+        // too; had it not been, `second` would come back: a duplicate at
+        // worst).
         let (spool, recovery) = open(dir.path(), SyncPolicy::Always);
         assert_eq!(recovery.pending_records, spool.pending_count());
         let replayed: Vec<_> = spool.pending().into_iter().map(|(_, r)| r).collect();
-        assert_eq!(replayed, vec![first, second]);
+        assert_eq!(replayed, vec![first]);
         spool.append(&[&Report::error("d", "4")]).unwrap();
     }
 
