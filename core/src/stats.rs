@@ -132,7 +132,8 @@ pub struct Stats {
     /// Panics caught inside sinks.
     pub sink_panics: u64,
     /// Reports whose send was abandoned at the shutdown deadline or at
-    /// teardown (they were spilled).
+    /// teardown. A breakdown, not a final state: each is also counted in
+    /// `spilled` (or in `lost`, if the fallback chain failed too).
     pub abandoned: u64,
     /// Times the configured fallback failed (its reports then went to
     /// stderr, or were lost).
