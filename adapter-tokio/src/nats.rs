@@ -20,12 +20,12 @@
 //!   awaited in windows of at most `max_acks_in_flight` (shared by concurrent
 //!   batches), far below async-nats' own limit of 5000 un-awaited acks.
 
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::connection::State;
 use async_nats::jetstream::context::PublishErrorKind as JsPublishErrorKind;
@@ -34,7 +34,10 @@ use async_nats::{Client, ConnectOptions, Event, ServerAddr};
 use bytes::Bytes;
 use futures::future::{self, Either};
 use futures::stream::{FuturesUnordered, StreamExt};
-use tidings_core::nats::{Credentials, Delivery, NatsConfig, STREAM_DUPLICATE_WINDOW};
+use tidings_core::nats::{
+    publish_refused_subject, Credentials, Delivery, NatsConfig, ServerAnswer, StreamCheck,
+    StreamGate, STREAM_DUPLICATE_WINDOW,
+};
 use tidings_core::{Ack, Batch, ConfigError, Report, Sink, SinkError, SinkFuture};
 use tokio::sync::watch;
 
@@ -92,19 +95,31 @@ struct JetStream {
     window: usize,
     /// Acks outstanding across concurrent batches.
     acks: tokio::sync::Semaphore,
+    /// The configured stream, if any: when it is checked and what was
+    /// found (core's decisions, shared with the sync sink).
     stream: Option<EnsureStream>,
 }
 
 struct EnsureStream {
-    config: async_nats::jetstream::stream::Config,
-    ready: AtomicBool,
-    creating: tokio::sync::Mutex<()>,
+    name: String,
+    gate: StreamGate,
+    /// One check at a time; concurrent batches wait for it.
+    checking: tokio::sync::Mutex<()>,
 }
+
+/// Server errors kept for attributing publish refusals to batches.
+const ERRORS_KEPT: usize = 32;
+/// How many times a core batch yields, once the server confirmed it, so
+/// async-nats' event task can hand over any `-ERR` it already queued.
+const EVENT_YIELDS: usize = 4;
 
 /// What the connection's events told us.
 struct Link {
     state: watch::Sender<LinkState>,
     last_error: Mutex<Option<String>>,
+    /// The latest server errors (`-ERR`), numbered: a batch notes the count
+    /// before it publishes and reads the refusals that came after.
+    server_errors: Mutex<VecDeque<(u64, String)>>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -115,6 +130,8 @@ struct LinkState {
     breaks: u64,
     /// The connection was closed for good (drained or all clients gone).
     closed: bool,
+    /// Server errors received so far.
+    server_errors: u64,
 }
 
 impl Link {
@@ -126,7 +143,18 @@ impl Link {
             }
             Event::Disconnected => self.state.send_modify(|s| s.breaks += 1),
             Event::Closed => self.state.send_modify(|s| s.closed = true),
-            Event::ServerError(e) => *lock(&self.last_error) = Some(format!("server error: {e}")),
+            Event::ServerError(e) => {
+                let text = e.to_string();
+                *lock(&self.last_error) = Some(format!("server error: {text}"));
+                let mut kept = lock(&self.server_errors);
+                self.state.send_modify(|s| {
+                    s.server_errors += 1;
+                    if kept.len() == ERRORS_KEPT {
+                        kept.pop_front();
+                    }
+                    kept.push_back((s.server_errors, text));
+                });
+            }
             Event::ClientError(e) => *lock(&self.last_error) = Some(e.to_string()),
             Event::LameDuckMode | Event::Draining | Event::SlowConsumer(_) => {}
         }
@@ -134,6 +162,58 @@ impl Link {
 
     fn last_error(&self) -> Option<String> {
         lock(&self.last_error).clone()
+    }
+
+    /// The number of server errors so far: refusals after it belong to
+    /// publishes made after it.
+    fn error_mark(&self) -> u64 {
+        self.state.borrow().server_errors
+    }
+
+    /// The publish refusals received after `mark`: subject → server text.
+    fn refusals_since(&self, mark: u64) -> Vec<(String, String)> {
+        lock(&self.server_errors)
+            .iter()
+            .filter(|(n, _)| *n > mark)
+            .filter_map(|(_, text)| {
+                let subject = publish_refused_subject(text)?;
+                Some((subject.to_owned(), text.clone()))
+            })
+            .collect()
+    }
+
+    /// Completes when the server refuses a publish to one of `subjects`
+    /// after `mark`.
+    async fn refused(&self, mark: u64, subjects: &HashSet<String>) {
+        let mut rx = self.state.subscribe();
+        let mut seen = mark;
+        loop {
+            let now = rx.borrow_and_update().server_errors;
+            if now > seen {
+                if self
+                    .refusals_since(seen)
+                    .iter()
+                    .any(|(s, _)| subjects.contains(s))
+                {
+                    return;
+                }
+                seen = now;
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// async-nats hands server errors to the event callback on a task of
+    /// its own. Its connection task queues an `-ERR` before it delivers any
+    /// message the server sent after it, so once a batch's marker is back,
+    /// a refusal of that batch is queued already: let the event task run
+    /// before reading the refusals.
+    async fn let_events_through(&self) {
+        for _ in 0..EVENT_YIELDS {
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Completes when the connection breaks or closes after `seen`.
@@ -183,6 +263,7 @@ impl AsyncNatsSink {
         let link = Arc::new(Link {
             state: watch::Sender::new(LinkState::default()),
             last_error: Mutex::new(None),
+            server_errors: Mutex::new(VecDeque::with_capacity(ERRORS_KEPT)),
         });
         let events = link.clone();
         let mut options = ConnectOptions::new()
@@ -242,14 +323,9 @@ impl AsyncNatsSink {
                     .backpressure_on_inflight(false)
                     .build(client.clone());
                 let stream = config.ensure_stream.as_ref().map(|name| EnsureStream {
-                    config: async_nats::jetstream::stream::Config {
-                        name: name.clone(),
-                        subjects: config.stream_subjects(),
-                        duplicate_window: STREAM_DUPLICATE_WINDOW,
-                        ..Default::default()
-                    },
-                    ready: AtomicBool::new(false),
-                    creating: tokio::sync::Mutex::new(()),
+                    name: name.clone(),
+                    gate: StreamGate::new(),
+                    checking: tokio::sync::Mutex::new(()),
                 });
                 Some(JetStream {
                     context,
@@ -364,6 +440,7 @@ impl Inner {
             Err(e) => return e.for_all(n),
         };
         let limit = self.config.payload_limit(server_max);
+        let mark = self.link.error_mark();
         let work = async {
             let mut results: Vec<Option<Result<Ack, SinkError>>> = vec![None; n];
             let mut published = 0usize;
@@ -387,6 +464,9 @@ impl Inner {
             } else {
                 Ok(())
             };
+            if flushed.is_ok() {
+                self.link.let_events_through().await;
+            }
             (results, flushed)
         };
         let Some((results, flushed)) = unless_lost(&self.link, seen, work).await else {
@@ -401,16 +481,36 @@ impl Inner {
             )),
             Ok(()) => None,
         };
+        // The server says what it refused (permissions) only by `-ERR`.
+        let refused = self.link.refusals_since(mark);
         results
             .into_iter()
-            .map(|r| match r {
+            .zip(batch.iter())
+            .map(|(r, report)| match r {
                 Some(failed) => failed,
-                None => match &unflushed {
-                    Some(e) => Err(e.clone()),
-                    None => Ok(Ack::Sent),
+                None => match (self.refusal_for(&refused, report), &unflushed) {
+                    (Some(denied), _) => Err(denied),
+                    (None, Some(e)) => Err(e.clone()),
+                    (None, None) => Ok(Ack::Sent),
                 },
             })
             .collect()
+    }
+
+    /// The server's refusal of `report`'s subject among `refused`, as core's
+    /// table words it.
+    fn refusal_for(&self, refused: &[(String, String)], report: &Report) -> Option<SinkError> {
+        if refused.is_empty() {
+            return None;
+        }
+        let subject = self.config.subject_for(report);
+        refused
+            .iter()
+            .find(|(s, _)| *s == subject)
+            .map(|(_, text)| {
+                let server_error = text.strip_prefix("nats: ").unwrap_or(text);
+                ServerAnswer::PublishDenied { server_error }.into_error(&subject)
+            })
     }
 
     /// Waits until the server has processed everything published before on
@@ -446,32 +546,74 @@ impl Inner {
             Err(e) => return e.for_all(n),
         };
         if let Some(stream) = &js.stream {
-            let ensured = unless_lost(&self.link, seen, self.ensure_stream(js, stream)).await;
-            match ensured {
-                Some(Ok(())) => {}
-                Some(Err(e)) => return e.for_all(n),
-                None => {
-                    return SinkError::unavailable("the NATS connection broke").for_all(n);
-                }
+            if unless_lost(&self.link, seen, self.check_stream(js, stream))
+                .await
+                .is_none()
+            {
+                return ServerAnswer::ConnectionLost
+                    .into_error(&self.config.subject)
+                    .for_all(n);
             }
         }
         let limit = self.config.jetstream_payload_limit(server_max);
-        let lost =
-            SinkError::unavailable("the NATS connection broke before the stream acknowledged");
-        let mut results: Vec<Result<Ack, SinkError>> = vec![Err(lost); n];
-        let mut payloads = encode_batch(batch, limit).into_iter();
-        let mut start = 0;
-        while start < n {
-            let end = (start + js.window).min(n);
-            let chunk: Vec<_> = payloads.by_ref().take(end - start).collect();
-            let window = self.send_window(js, batch, start..end, chunk, &mut results);
-            if unless_lost(&self.link, seen, window).await.is_none() {
-                // What was not acked keeps its "connection broke" error.
-                break;
+        let mark = self.link.error_mark();
+        let subjects: HashSet<String> = match &self.fixed_subject {
+            Some(subject) => HashSet::from([subject.to_string()]),
+            None => batch
+                .iter()
+                .map(|r| self.config.subject_for(r).into_owned())
+                .collect(),
+        };
+        let mut results: Vec<Option<Result<Ack, SinkError>>> = vec![None; n];
+        let stopped = {
+            let windows = pin!(async {
+                let mut payloads = encode_batch(batch, limit).into_iter();
+                let mut start = 0;
+                while start < n {
+                    let end = (start + js.window).min(n);
+                    let chunk: Vec<_> = payloads.by_ref().take(end - start).collect();
+                    self.send_window(js, batch, start..end, chunk, &mut results)
+                        .await;
+                    start = end;
+                }
+            });
+            // A denied publish is never acknowledged: stop waiting for acks
+            // as soon as the server says so, instead of at the ack timeout.
+            let lost = pin!(self.link.lost(seen));
+            let refused = pin!(self.link.refused(mark, &subjects));
+            match future::select(windows, future::select(lost, refused)).await {
+                Either::Left(((), _)) => None,
+                Either::Right((Either::Left(_), _)) => Some(ServerAnswer::ConnectionLost),
+                Either::Right((Either::Right(_), _)) => {
+                    Some(ServerAnswer::PublishDenied { server_error: "" })
+                }
             }
-            start = end;
-        }
+        };
+        let refused = self.link.refusals_since(mark);
         results
+            .into_iter()
+            .zip(batch.iter())
+            .map(|(result, report)| {
+                let denied = || self.refusal_for(&refused, report);
+                match result {
+                    Some(Ok(ack)) => Ok(ack),
+                    // An ack timeout or an error caused by a refusal reads
+                    // as the refusal.
+                    Some(Err(e)) => Err(denied().unwrap_or(e)),
+                    None => Err(denied().unwrap_or_else(|| match stopped {
+                        Some(ServerAnswer::ConnectionLost) | None => {
+                            ServerAnswer::ConnectionLost.into_error(&self.config.subject)
+                        }
+                        // Another subject of this batch was refused: this
+                        // report was not, and is tried again.
+                        Some(_) => SinkError::unavailable(
+                            "not acknowledged: the batch stopped when the server refused \
+                             another of its subjects",
+                        ),
+                    })),
+                }
+            })
+            .collect()
     }
 
     /// Publishes `range` of the batch and awaits the acks, each bounded by
@@ -484,30 +626,30 @@ impl Inner {
         batch: &Batch,
         range: std::ops::Range<usize>,
         payloads: Vec<Result<Bytes, SinkError>>,
-        results: &mut [Result<Ack, SinkError>],
+        results: &mut [Option<Result<Ack, SinkError>>],
     ) {
         let mut acks = FuturesUnordered::new();
-        let record = |results: &mut [Result<Ack, SinkError>],
+        let record = |results: &mut [Option<Result<Ack, SinkError>>],
                       i: usize,
                       ack: Result<
             async_nats::jetstream::publish::PublishAck,
             async_nats::jetstream::context::PublishError,
         >| {
-            results[i] = match ack {
+            results[i] = Some(match ack {
                 Ok(ack) => Ok(Ack::Stored {
                     stream: ack.stream,
                     sequence: ack.sequence,
                     duplicate: ack.duplicate,
                 }),
-                Err(e) => Err(self.jetstream_error(js, e)),
-            };
+                Err(e) => Err(self.jetstream_error(js, e, batch.get(i))),
+            });
         };
         for (i, payload) in range.zip(payloads) {
             let Some(report) = batch.get(i) else { break };
             let payload = match payload {
                 Ok(p) => p,
                 Err(e) => {
-                    results[i] = Err(e);
+                    results[i] = Some(Err(e));
                     continue;
                 }
             };
@@ -536,7 +678,7 @@ impl Inner {
                     drop(permit);
                     (i, ack)
                 }),
-                Err(e) => results[i] = Err(self.jetstream_error(js, e)),
+                Err(e) => results[i] = Some(Err(self.jetstream_error(js, e, Some(report)))),
             }
         }
         while let Some((i, ack)) = acks.next().await {
@@ -544,78 +686,124 @@ impl Inner {
         }
     }
 
-    async fn ensure_stream(&self, js: &JetStream, stream: &EnsureStream) -> Result<(), SinkError> {
-        if stream.ready.load(Ordering::Acquire) {
-            return Ok(());
+    /// Checks the configured stream when core's gate says it is due (at
+    /// first, after a failed check's retry interval, after a publish nobody
+    /// answered), creating it if missing. One check at a time.
+    async fn check_stream(&self, js: &JetStream, stream: &EnsureStream) {
+        if !stream.gate.check_due(Instant::now()) {
+            return;
         }
-        let _one_at_a_time = stream.creating.lock().await;
-        if stream.ready.load(Ordering::Acquire) {
-            return Ok(());
+        let _one_at_a_time = stream.checking.lock().await;
+        if !stream.gate.check_due(Instant::now()) {
+            return;
         }
-        js.context
-            .get_or_create_stream(stream.config.clone())
-            .await
-            .map_err(|e| {
-                SinkError::unavailable(format!(
-                    "could not find or create stream {}: {e}",
-                    stream.config.name
-                ))
-            })?;
-        stream.ready.store(true, Ordering::Release);
-        Ok(())
+        let check = match js.context.get_stream(&stream.name).await {
+            Ok(mut found) => {
+                let subjects = found
+                    .info()
+                    .await
+                    .map(|info| info.config.subjects.clone())
+                    .unwrap_or_else(|_| found.cached_info().config.subjects.clone());
+                StreamCheck::existing(&self.config, &stream.name, &subjects)
+            }
+            Err(e) => match e.kind() {
+                async_nats::jetstream::context::GetStreamErrorKind::JetStream(api)
+                    if api.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND =>
+                {
+                    self.create_stream(js, &stream.name).await
+                }
+                async_nats::jetstream::context::GetStreamErrorKind::JetStream(api) => {
+                    StreamCheck::Failed(format!(
+                        "could not look up stream {}: JetStream error {} ({}): {}",
+                        stream.name,
+                        api.code(),
+                        api.error_code().0,
+                        api_description(&api)
+                    ))
+                }
+                _ => StreamCheck::unreachable(&stream.name, &e.to_string()),
+            },
+        };
+        stream.gate.record(check, Instant::now());
     }
 
+    async fn create_stream(&self, js: &JetStream, name: &str) -> StreamCheck {
+        let config = async_nats::jetstream::stream::Config {
+            name: name.to_owned(),
+            subjects: self.config.stream_subjects(),
+            duplicate_window: STREAM_DUPLICATE_WINDOW,
+            ..Default::default()
+        };
+        match js.context.create_stream(config).await {
+            Ok(_) => StreamCheck::Ready,
+            Err(e) => match e.kind() {
+                async_nats::jetstream::context::CreateStreamErrorKind::JetStream(api) => {
+                    StreamCheck::create_failed(
+                        name,
+                        api.code() as u16,
+                        api.error_code().0,
+                        &api_description(&api),
+                    )
+                }
+                _ => StreamCheck::unreachable(name, &e.to_string()),
+            },
+        }
+    }
+
+    /// Maps an async-nats JetStream publish error to the answer it stands
+    /// for, and that through core's one table.
     fn jetstream_error(
         &self,
         js: &JetStream,
         e: async_nats::error::Error<JsPublishErrorKind>,
+        report: Option<&Report>,
     ) -> SinkError {
-        match e.kind() {
-            JsPublishErrorKind::TimedOut => {
-                SinkError::timeout(format!("no acknowledgement within {:?}", js.ack_timeout))
+        let subject = match report {
+            Some(r) => self.config.subject_for(r),
+            None => std::borrow::Cow::Borrowed(self.config.subject.as_str()),
+        };
+        let api = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>());
+        let description = api.map(api_description);
+        let answer = match (e.kind(), api) {
+            (JsPublishErrorKind::TimedOut, _) => ServerAnswer::AckTimeout(js.ack_timeout),
+            (JsPublishErrorKind::StreamNotFound, _) => ServerAnswer::NoResponders,
+            (JsPublishErrorKind::BrokenPipe, _) => ServerAnswer::ConnectionLost,
+            // Our windows stay below async-nats' limit; abandoned acks can
+            // still use it up for a while: retried.
+            (JsPublishErrorKind::MaxAckPending, _) => {
+                return SinkError::unavailable(format!("{e} (acks abandoned earlier)"))
             }
-            JsPublishErrorKind::StreamNotFound => match &js.stream {
-                // Deleted under us, or JetStream not ready yet: create it
-                // again on the next attempt.
-                Some(stream) => {
-                    stream.ready.store(false, Ordering::Release);
-                    SinkError::unavailable(format!(
-                        "no stream answered on {} (stream {} is recreated on the next attempt)",
-                        self.config.subject, stream.config.name
-                    ))
-                }
-                // No responders: either no stream captures the subject, or
-                // its leader is being re-elected (a node of the cluster died).
-                // The second heals in seconds, so retry; the retry budget
-                // bounds the first, whose reports are then spilled.
-                None => SinkError::unavailable(format!(
-                    "no JetStream stream answered on {} (none captures it, or its leader is \
-                     being elected)",
-                    self.config.subject
-                )),
+            // The client's own check against the server's max_payload.
+            (JsPublishErrorKind::MaxPayloadExceeded, _) => {
+                return SinkError::too_large(e.to_string())
+            }
+            (_, Some(api)) => ServerAnswer::JetStreamError {
+                code: api.code() as u16,
+                err_code: api.error_code().0,
+                description: description.as_deref().unwrap_or_default(),
             },
-            JsPublishErrorKind::BrokenPipe | JsPublishErrorKind::MaxAckPending => {
-                SinkError::unavailable(e.to_string())
-            }
-            JsPublishErrorKind::MaxPayloadExceeded => SinkError::too_large(e.to_string()),
-            JsPublishErrorKind::WrongLastMessageId | JsPublishErrorKind::WrongLastSequence => {
-                SinkError::rejected(e.to_string())
-            }
             _ => {
-                let api = std::error::Error::source(&e)
-                    .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>());
-                match api {
-                    // 503: JetStream temporarily unavailable (leader
-                    // election, recovering after a restart).
-                    Some(api) if api.code() >= 500 => SinkError::unavailable(api.to_string()),
-                    // Permission denied, limits, bad request: retrying the
-                    // same message will not help.
-                    Some(api) if api.code() >= 400 => SinkError::rejected(api.to_string()),
-                    _ => SinkError::other(e.to_string()),
-                }
+                let detail = e.to_string();
+                return ServerAnswer::Unreadable { detail: &detail }.into_error(&subject);
             }
+        };
+        let error = answer.into_error(&subject);
+        match (&js.stream, answer) {
+            // Deleted under us, or never created: check again first.
+            (Some(stream), ServerAnswer::NoResponders) => stream.gate.on_no_responders(error),
+            _ => error,
         }
     }
+}
+
+/// The server's description of a JetStream API error (async-nats keeps it
+/// private but serializes it).
+fn api_description(api: &async_nats::jetstream::Error) -> String {
+    serde_json::to_value(api)
+        .ok()
+        .and_then(|v| v.get("description")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "no description".to_owned())
 }
 
 /// Encodes a whole batch into one buffer (one allocation, each payload a

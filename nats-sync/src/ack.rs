@@ -1,6 +1,7 @@
 //! JetStream publish acknowledgements.
 
 use serde::Deserialize;
+use tidings_core::nats::ServerAnswer;
 use tidings_core::{Ack, SinkError};
 
 #[derive(Deserialize)]
@@ -25,34 +26,29 @@ struct ApiError {
     description: String,
 }
 
-/// What one JetStream reply says about the report it answers.
-///
-/// `{"stream":"S","seq":N,"duplicate":true}` → [`Ack::Stored`];
-/// `{"error":{"code":503,..}}` or a `503` status with no body (no stream
-/// captures the subject, or JetStream is unavailable) → unavailable,
-/// retried; `408`/`504` → timeout, retried; any other API error → rejected.
+/// What one JetStream reply says about the report it answers:
+/// `{"stream":"S","seq":N,"duplicate":true}` → [`Ack::Stored`]; anything
+/// else goes through core's one table ([`ServerAnswer::into_error`]), the
+/// same the async-nats sink uses.
 pub(crate) fn parse(subject: &str, no_responders: bool, data: &[u8]) -> Result<Ack, SinkError> {
     if no_responders {
-        return Err(SinkError::unavailable(format!(
-            "no JetStream stream answered for subject {subject:?} (503 no responders)"
-        )));
+        return Err(ServerAnswer::NoResponders.into_error(subject));
     }
-    let ack: PubAck = serde_json::from_slice(data).map_err(|e| {
-        SinkError::other(format!(
-            "unreadable JetStream ack for subject {subject:?}: {e}: {}",
+    let unreadable = |why: String| {
+        let detail = format!(
+            "{why}: {}",
             String::from_utf8_lossy(&data[..data.len().min(200)])
-        ))
-    })?;
-    if let Some(err) = ack.error {
-        let message = format!(
-            "JetStream error {} ({}) for subject {subject:?}: {}",
-            err.code, err.err_code, err.description
         );
-        return Err(match err.code {
-            503 => SinkError::unavailable(message),
-            408 | 504 => SinkError::timeout(message),
-            _ => SinkError::rejected(message),
-        });
+        ServerAnswer::Unreadable { detail: &detail }.into_error(subject)
+    };
+    let ack: PubAck = serde_json::from_slice(data).map_err(|e| unreadable(e.to_string()))?;
+    if let Some(err) = ack.error {
+        return Err(ServerAnswer::JetStreamError {
+            code: err.code,
+            err_code: err.err_code,
+            description: &err.description,
+        }
+        .into_error(subject));
     }
     match (ack.stream, ack.seq) {
         (Some(stream), Some(sequence)) => Ok(Ack::Stored {
@@ -60,10 +56,7 @@ pub(crate) fn parse(subject: &str, no_responders: bool, data: &[u8]) -> Result<A
             sequence,
             duplicate: ack.duplicate,
         }),
-        _ => Err(SinkError::other(format!(
-            "JetStream ack without stream or sequence for subject {subject:?}: {}",
-            String::from_utf8_lossy(&data[..data.len().min(200)])
-        ))),
+        _ => Err(unreadable("an ack without stream or sequence".to_owned())),
     }
 }
 

@@ -31,14 +31,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidings_core::nats::{Credentials, NatsConfig, STREAM_DUPLICATE_WINDOW};
+use tidings_core::nats::{Credentials, NatsConfig, StreamCheck, STREAM_DUPLICATE_WINDOW};
 use tidings_core::ConfigError;
 
 use crate::redact::Redactor;
-
-/// Longest subject we publish on: a control line longer than the server's
-/// `max_control_line` (4 KiB by default) makes it close the connection.
-pub(crate) const MAX_SUBJECT_LEN: usize = 2048;
 
 /// Checks what the nats client itself will parse, so a bad URL is refused at
 /// construction rather than failing every connect attempt.
@@ -281,22 +277,46 @@ impl Link {
         }
     }
 
-    /// Creates the stream `name` capturing `subject` and `subject.>` (2 min
-    /// duplicate window) unless it exists. Bounded: each JetStream API
-    /// request times out after 5 s.
-    pub(crate) fn ensure_stream(&self, name: &str, subjects: Vec<String>) -> Result<(), String> {
+    /// Checks the stream `name` (it must capture what `config` publishes
+    /// on), creating it, capturing `subject` and `subject.>` with a 2-minute
+    /// duplicate window, when it does not exist. Core's [`StreamCheck`] says
+    /// what the answers mean. Bounded: each JetStream API request times out
+    /// after 5 s.
+    pub(crate) fn check_stream(&self, config: &NatsConfig, name: &str) -> StreamCheck {
         let js = nats::jetstream::new(self.conn.clone());
-        if js.stream_info(name).is_ok() {
-            return Ok(());
+        match js.stream_info(name) {
+            Ok(info) => return StreamCheck::existing(config, name, &info.config.subjects),
+            Err(e) => match api_error(&e) {
+                Some(api) if api.error_code() == nats::jetstream::ErrorCode::StreamNotFound => {}
+                Some(api) => {
+                    return StreamCheck::Failed(format!(
+                        "could not look up stream {name}: JetStream error {} ({}): {}",
+                        api.code(),
+                        api.error_code() as u64,
+                        api_description(api)
+                    ))
+                }
+                None => return StreamCheck::unreachable(name, &e.to_string()),
+            },
         }
-        js.add_stream(nats::jetstream::StreamConfig {
+        let created = js.add_stream(nats::jetstream::StreamConfig {
             name: name.to_owned(),
-            subjects,
+            subjects: config.stream_subjects(),
             duplicate_window: STREAM_DUPLICATE_WINDOW.as_nanos() as i64,
             ..Default::default()
-        })
-        .map(|_| ())
-        .map_err(|e| format!("could not create stream {name}: {e}"))
+        });
+        match created {
+            Ok(_) => StreamCheck::Ready,
+            Err(e) => match api_error(&e) {
+                Some(api) => StreamCheck::create_failed(
+                    name,
+                    api.code() as u16,
+                    api.error_code() as u64,
+                    &api_description(api),
+                ),
+                None => StreamCheck::unreachable(name, &e.to_string()),
+            },
+        }
     }
 
     /// Closes the connection. While connected, `Connection::close` flushes
@@ -316,4 +336,19 @@ impl Link {
             conn.close();
         }
     }
+}
+
+/// The JetStream API error inside an I/O error of the client, if any.
+fn api_error(e: &io::Error) -> Option<&nats::jetstream::Error> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<nats::jetstream::Error>())
+}
+
+/// The server's description of a JetStream API error (the client keeps it
+/// private but serializes it).
+fn api_description(api: &nats::jetstream::Error) -> String {
+    serde_json::to_value(api)
+        .ok()
+        .and_then(|v| v.get("description")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "no description".to_owned())
 }

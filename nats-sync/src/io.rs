@@ -17,11 +17,13 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tidings_core::nats::{Delivery, NatsConfig};
+use tidings_core::nats::{
+    publish_refused_subject, Delivery, NatsConfig, ServerAnswer, StreamCheck, StreamGate,
+};
 use tidings_core::{Ack, Batch, SinkError, SinkErrorKind};
 
 use crate::ack;
-use crate::client::{self, Hooks, Link, LinkState, NextReply, MAX_SUBJECT_LEN};
+use crate::client::{self, Hooks, Link, LinkState, NextReply};
 use crate::redact::Redactor;
 use crate::FLUSH_TIMEOUT;
 
@@ -31,8 +33,6 @@ const POLL_SLICE: Duration = Duration::from_millis(20);
 /// Reconnect backoff: doubles from the first to the last, then jitter.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-/// How often a missing JetStream stream is asked for again.
-const ENSURE_EVERY: Duration = Duration::from_secs(5);
 /// Server errors kept for attributing them to a batch.
 const ERRORS_KEPT: usize = 32;
 /// At most this many queued JetStream jobs are sent as one pipeline.
@@ -50,7 +50,7 @@ pub(crate) enum Msg {
     /// A connect attempt finished.
     Connected {
         attempt: u64,
-        result: Result<(Link, Option<String>), String>,
+        result: Result<(Link, Option<StreamCheck>), String>,
     },
     /// The client of some connection ended its threads (a wake-up: the
     /// loop finds which).
@@ -132,6 +132,9 @@ pub(crate) struct Io {
     redactor: Redactor,
     tx: mpsc::Sender<Msg>,
     link: Option<Live>,
+    /// When the configured stream is checked, and what was found (the
+    /// decisions are core's, shared with the async-nats sink).
+    stream: Arc<StreamGate>,
     /// The attempt in flight, if any, and when it started.
     connecting: Option<u64>,
     connect_started: Instant,
@@ -154,8 +157,6 @@ pub(crate) struct Io {
 
 struct Live {
     link: Link,
-    stream_ready: bool,
-    last_ensure: Instant,
 }
 
 impl Io {
@@ -173,6 +174,7 @@ impl Io {
             redactor,
             tx,
             link: None,
+            stream: Arc::new(StreamGate::new()),
             connecting: None,
             connect_started: now,
             attempts: 0,
@@ -281,11 +283,11 @@ impl Io {
                     }),
                 };
                 let result = client::connect(&config, &redactor, hooks).map(|link| {
-                    let ensured = match &config.ensure_stream {
-                        Some(name) => link.ensure_stream(name, config.stream_subjects()).err(),
-                        None => None,
-                    };
-                    (link, ensured.map(|e| redactor.clean(&e)))
+                    let checked = config
+                        .ensure_stream
+                        .as_ref()
+                        .map(|name| redact_check(&redactor, link.check_stream(&config, name)));
+                    (link, checked)
                 });
                 if let Err(mpsc::SendError(Msg::Connected {
                     result: Ok((link, _)),
@@ -302,7 +304,7 @@ impl Io {
         }
     }
 
-    fn connected(&mut self, attempt: u64, result: Result<(Link, Option<String>), String>) {
+    fn connected(&mut self, attempt: u64, result: Result<(Link, Option<StreamCheck>), String>) {
         if self.connecting != Some(attempt) {
             // Not the attempt we wait for (cannot happen: one at a time).
             if let Ok((link, _)) = result {
@@ -313,17 +315,13 @@ impl Io {
         self.connecting = None;
         self.first_attempt_done = true;
         match result {
-            Ok((link, ensure_error)) => {
+            Ok((link, checked)) => {
                 self.failures = 0;
-                if let Some(e) = &ensure_error {
-                    self.shared.record_error(e.clone());
+                if let Some(check) = checked {
+                    self.record_check(check);
                 }
                 self.shared.set_current(Some(link.state()));
-                self.link = Some(Live {
-                    link,
-                    stream_ready: ensure_error.is_none(),
-                    last_ensure: Instant::now(),
-                });
+                self.link = Some(Live { link });
             }
             Err(e) => self.attempt_failed(e),
         }
@@ -469,22 +467,21 @@ impl Io {
     }
 
     /// Encodes `report` for `limit` bytes into `self.buf`, or says why not.
-    fn encode(
-        &mut self,
-        report: &tidings_core::Report,
-        subject: &str,
-        limit: usize,
-    ) -> Result<(), SinkError> {
-        if subject.len() > MAX_SUBJECT_LEN {
-            return Err(SinkError::too_large(format!(
-                "subject of {} bytes is longer than {MAX_SUBJECT_LEN} (the report's kind is too long)",
-                subject.len()
-            )));
-        }
+    /// (Its subject needs no check: core bounds every subject it makes.)
+    fn encode(&mut self, report: &tidings_core::Report, limit: usize) -> Result<(), SinkError> {
         report
             .encode_within(limit, &mut self.buf)
             .map(|_| ())
             .map_err(|e| SinkError::too_large(e.to_string()))
+    }
+
+    /// Keeps a stream check's finding; a failure is also the sink's last
+    /// error, so `not connected`-style messages can name it.
+    fn record_check(&mut self, check: StreamCheck) {
+        if let StreamCheck::Failed(why) = &check {
+            self.shared.record_error(why.clone());
+        }
+        self.stream.record(check, Instant::now());
     }
 
     fn next_token(&mut self) -> u64 {
@@ -512,7 +509,7 @@ impl Io {
                 continue;
             }
             let subject = config.subject_for(report);
-            if let Err(e) = self.encode(report, &subject, limit) {
+            if let Err(e) = self.encode(report, limit) {
                 results[i] = Some(Err(e));
                 continue;
             }
@@ -572,15 +569,11 @@ impl Io {
         ack_timeout: Duration,
         window: usize,
     ) {
-        if !live.stream_ready && live.last_ensure.elapsed() >= ENSURE_EVERY {
-            if let Some(name) = &self.config.ensure_stream {
-                live.last_ensure = Instant::now();
-                match live.link.ensure_stream(name, self.config.stream_subjects()) {
-                    Ok(()) => live.stream_ready = true,
-                    Err(e) => self.shared.record_error(self.redactor.clean(&e)),
-                }
-            } else {
-                live.stream_ready = true;
+        if let Some(name) = &self.config.ensure_stream {
+            if self.stream.check_due(Instant::now()) {
+                let check =
+                    redact_check(&self.redactor, live.link.check_stream(&self.config, name));
+                self.record_check(check);
             }
         }
         let link = &live.link;
@@ -589,6 +582,7 @@ impl Io {
         let mark = self.shared.error_mark();
         let mut pipeline = Pipeline {
             jobs: jobs.iter().map(PipelinedJob::new).collect(),
+            stream: self.stream.clone(),
             tokens: HashMap::with_capacity(window),
         };
         let mut stop: Option<Stop> = None;
@@ -611,7 +605,7 @@ impl Io {
                 if state.done {
                     continue 'jobs; // abandoned
                 }
-                if let Err(e) = self.encode(report, &state.subjects[i], limit) {
+                if let Err(e) = self.encode(report, limit) {
                     state.results[i] = Some(Err(e));
                     continue;
                 }
@@ -641,9 +635,9 @@ impl Io {
         }
         let failure = match stop {
             None | Some(Stop::Abandoned) => None,
-            Some(Stop::TimedOut) => Some(SinkError::timeout(format!(
-                "no JetStream ack within {ack_timeout:?}"
-            ))),
+            Some(Stop::TimedOut) => {
+                Some(ServerAnswer::AckTimeout(ack_timeout).into_error(&self.config.subject))
+            }
             Some(Stop::Disconnected) => Some(self.not_connected()),
         };
         let failure = failure.or(broken);
@@ -707,6 +701,8 @@ fn next_reply_until(link: &Link, deadline: Instant) -> Result<Option<client::Rep
 /// The jobs of one JetStream pipeline and the acks they wait for.
 struct Pipeline<'a> {
     jobs: Vec<PipelinedJob<'a>>,
+    /// Told about publishes nobody answered (the stream may be gone).
+    stream: Arc<StreamGate>,
     /// Reply token -> (job, report index) of each outstanding ack.
     tokens: HashMap<u64, (usize, usize)>,
 }
@@ -791,11 +787,11 @@ impl Pipeline<'_> {
             // Unknown tokens are acks of an earlier, abandoned attempt.
             if let Some((j, i)) = reply.token.and_then(|t| self.tokens.remove(&t)) {
                 let state = &mut self.jobs[j];
-                state.results[i] = Some(ack::parse(
-                    &state.subjects[i],
-                    reply.no_responders,
-                    &reply.data,
-                ));
+                let result = ack::parse(&state.subjects[i], reply.no_responders, &reply.data);
+                state.results[i] = Some(match result {
+                    Err(e) if reply.no_responders => Err(self.stream.on_no_responders(e)),
+                    other => other,
+                });
                 state.outstanding -= 1;
                 self.answer_if_complete(j);
             }
@@ -810,27 +806,29 @@ fn finish(results: Vec<Option<Result<Ack, SinkError>>>) -> Results {
         .collect()
 }
 
-/// Subjects the server refused publishing to, from errors like
-/// `Permissions Violation for Publish to "subject"`.
+/// Subjects the server refused publishing to, with its error text, from
+/// the errors recorded while a batch was sent (core recognises them).
 fn publish_refusals(errors: &[String]) -> Vec<(String, String)> {
-    const PREFIX: &str = "Permissions Violation for Publish to ";
     errors
         .iter()
-        .filter_map(|e| {
-            let at = e.find(PREFIX)?;
-            let subject = e[at + PREFIX.len()..]
-                .trim()
-                .trim_matches(|c| c == '"' || c == '\'');
-            Some((subject.to_owned(), e.clone()))
-        })
+        .filter_map(|e| Some((publish_refused_subject(e)?.to_owned(), e.clone())))
         .collect()
 }
 
+/// The refusal of publishing to `subject`, as core's table words it.
 fn refusal_for(refused: &[(String, String)], subject: &str) -> Option<SinkError> {
-    refused
-        .iter()
-        .find(|(s, _)| s == subject)
-        .map(|(_, e)| SinkError::rejected(e.clone()))
+    refused.iter().find(|(s, _)| s == subject).map(|(_, e)| {
+        let server_error = e.strip_prefix("server error: ").unwrap_or(e);
+        ServerAnswer::PublishDenied { server_error }.into_error(subject)
+    })
+}
+
+/// Takes any secret out of a stream check's reason.
+fn redact_check(redactor: &Redactor, check: StreamCheck) -> StreamCheck {
+    match check {
+        StreamCheck::Failed(why) => StreamCheck::Failed(redactor.clean(&why)),
+        other => other,
+    }
 }
 
 #[cfg(test)]

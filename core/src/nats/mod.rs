@@ -20,15 +20,24 @@ use std::time::Duration;
 use crate::config::ConfigError;
 use crate::report::Report;
 
+mod answer;
+mod stream;
+mod subject;
+
+pub use answer::{
+    publish_refused_subject, ServerAnswer, ERR_MESSAGE_TOO_LARGE, ERR_NOT_ENABLED_FOR_ACCOUNT,
+    ERR_STORE_FAILED, ERR_STREAM_NOT_FOUND, ERR_SUBJECTS_OVERLAP,
+};
+pub use stream::{StreamCheck, StreamGate, ENSURE_RETRY_INTERVAL, STREAM_DUPLICATE_WINDOW};
+pub use subject::{
+    pattern_covers, stream_covers, subject_token, validate_subject, MAX_CONFIGURED_SUBJECT_LEN,
+    MAX_KIND_TOKEN_LEN, MAX_SUBJECT_LEN,
+};
+
 /// Room kept for the `Nats-Msg-Id` header within the server's `max_payload`
 /// (which counts headers and payload together): `NATS/1.0`, the header line
 /// with a 36-character id, a blank line — about 65 bytes, rounded up.
 pub const MSG_ID_HEADER_ROOM: usize = 128;
-
-/// The duplicate window of a stream created by
-/// [`NatsConfig::ensure_stream`]: a report re-sent within it (retry,
-/// replay) is stored once.
-pub const STREAM_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// How reports are published.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -281,7 +290,20 @@ impl NatsConfig {
         Ok(())
     }
 
-    /// The subject for `report`, with the configured suffix.
+    /// The filter that stands for every subject this configuration
+    /// publishes on: the subject, or with a suffix `<subject>.*` /
+    /// `<subject>.*.*`. A stream must capture it.
+    pub fn publish_filter(&self) -> String {
+        match self.subject_suffix {
+            SubjectSuffix::None => self.subject.clone(),
+            SubjectSuffix::Severity => format!("{}.*", self.subject),
+            SubjectSuffix::SeverityAndKind => format!("{}.*.*", self.subject),
+        }
+    }
+
+    /// The subject for `report`, with the configured suffix. Never longer
+    /// than [`MAX_SUBJECT_LEN`]: the kind token is cut to
+    /// [`MAX_KIND_TOKEN_LEN`] (see [`subject_token`]).
     pub fn subject_for<'a>(&'a self, report: &Report) -> Cow<'a, str> {
         match self.subject_suffix {
             SubjectSuffix::None => Cow::Borrowed(&self.subject),
@@ -410,42 +432,6 @@ fn validate_url(url: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Checks a literal NATS subject: dot-separated non-empty tokens, no
-/// whitespace, no wildcards (`*`, `>`).
-pub fn validate_subject(subject: &str) -> Result<(), String> {
-    if subject.is_empty() {
-        return Err("must not be empty".to_owned());
-    }
-    for token in subject.split('.') {
-        if token.is_empty() {
-            return Err(format!(
-                "{subject:?} has an empty token (leading, trailing or double '.')"
-            ));
-        }
-        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("{subject:?} contains whitespace"));
-        }
-        if token == "*" || token == ">" || token.contains('*') || token.contains('>') {
-            return Err(format!(
-                "{subject:?} contains a wildcard; publish subjects must be literal"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Makes `s` a valid subject token (`A-Za-z0-9_-` kept, the rest `_`).
-pub fn subject_token(s: &str) -> Cow<'_, str> {
-    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-    if !s.is_empty() && s.chars().all(ok) {
-        Cow::Borrowed(s)
-    } else if s.is_empty() {
-        Cow::Borrowed("_")
-    } else {
-        Cow::Owned(s.chars().map(|c| if ok(c) { c } else { '_' }).collect())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,15 +486,6 @@ mod tests {
             let e = validate_url(bad).unwrap_err();
             assert_eq!(e.field(), "nats.url", "{bad}");
         }
-    }
-
-    #[test]
-    fn subjects() {
-        assert!(validate_subject("tidings.reports").is_ok());
-        for bad in ["", ".a", "a.", "a..b", "a.*", "a.>", "a b", "a.b*"] {
-            assert!(validate_subject(bad).is_err(), "{bad}");
-        }
-        assert_eq!(subject_token("db failure.x"), "db_failure_x");
     }
 
     #[test]
