@@ -112,6 +112,7 @@
 #![warn(missing_docs)]
 
 mod config;
+pub mod context;
 mod durable;
 mod entry;
 mod fallback;

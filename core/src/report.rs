@@ -289,8 +289,9 @@ pub struct Report {
     /// A captured backtrace, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backtrace: Option<String>,
-    /// True when fields were shortened to fit a transport's size limit
-    /// (see [`Report::encode_within`]).
+    /// True when fields were shortened: to fit a transport's size limit
+    /// (see [`Report::encode_within`]), or context nested too deep to be
+    /// read back (see [`Report::with_context`]).
     #[serde(default, skip_serializing_if = "is_false")]
     pub truncated: bool,
 }
@@ -373,13 +374,46 @@ impl Report {
         self
     }
 
-    /// Adds one context value. A value that cannot be serialized is stored
-    /// as a string saying why, rather than failing or panicking.
+    /// Adds one context value.
+    ///
+    /// Every value can be read back from every format tidings writes (see
+    /// [`crate::context`]): a float that is not finite is stored as the
+    /// string `"NaN"`, `"inf"` or `"-inf"` (JSON has no such number);
+    /// nesting deeper than [`MAX_CONTEXT_DEPTH`](crate::context::MAX_CONTEXT_DEPTH)
+    /// is cut with a marker and the report marked [`truncated`](Report::truncated);
+    /// a value that cannot be serialized at all is stored as a string saying
+    /// why. Never fails, never panics.
+    ///
+    /// ```
+    /// use tidings_core::Report;
+    /// let r = Report::error("k", "m")
+    ///     .with_context("attempt", 3)
+    ///     .with_context("latency", f64::INFINITY);
+    /// assert_eq!(r.context["attempt"], 3);
+    /// assert_eq!(r.context["latency"], "inf");
+    /// ```
     pub fn with_context(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
-        let value = serde_json::to_value(value)
-            .unwrap_or_else(|e| serde_json::Value::String(format!("<unserializable: {e}>")));
+        let value = match crate::context::to_context_value(&value) {
+            Ok((value, cut)) => {
+                self.truncated |= cut;
+                value
+            }
+            Err(e) => serde_json::Value::String(format!("<unserializable: {e}>")),
+        };
         self.context.insert(key.into(), value);
         self
+    }
+
+    /// Makes the report readable back from every format tidings writes:
+    /// context nested deeper than
+    /// [`MAX_CONTEXT_DEPTH`](crate::context::MAX_CONTEXT_DEPTH) (put there
+    /// directly, not through [`Report::with_context`]) is cut with a marker
+    /// and the report marked [`truncated`](Report::truncated). `report()`
+    /// does this to every report it accepts.
+    pub fn normalize(&mut self) {
+        if crate::context::bound_context(&mut self.context) {
+            self.truncated = true;
+        }
     }
 
     /// Sets the service name in the source.

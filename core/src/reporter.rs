@@ -392,7 +392,7 @@ impl Reporter {
     /// [`Reporter::report_async`] with that policy.
     pub fn report(&self, mut report: Report) -> Result<Receipt, Refused> {
         let shared = self.shared();
-        shared.fill_source(&mut report);
+        shared.prepare(&mut report);
         if shared.phase() != Phase::Running {
             return self.late(report);
         }
@@ -480,7 +480,7 @@ impl Reporter {
         let Overflow::Block { timeout } = shared.config.overflow else {
             return self.report(report);
         };
-        shared.fill_source(&mut report);
+        shared.prepare(&mut report);
         if shared.phase() != Phase::Running {
             return self.late(report);
         }

@@ -151,7 +151,11 @@ impl Shared {
             .snapshot(sinks, location, self.durable.as_ref().map(Durable::summary))
     }
 
-    pub(crate) fn fill_source(&self, report: &mut Report) {
+    /// What intake does to every report before accepting it: fills in the
+    /// configured source and makes it readable back from every format
+    /// ([`Report::normalize`]).
+    pub(crate) fn prepare(&self, report: &mut Report) {
+        report.normalize();
         if report.source.service.is_empty() && !self.config.service.is_empty() {
             report.source.service.clone_from(&self.config.service);
         }
