@@ -131,6 +131,11 @@ impl Durable {
         format!("spool {}", self.spool.dir().display())
     }
 
+    /// Makes what the spool holds durable (per its sync policy's promise).
+    pub(crate) fn flush(&self) -> Result<(), SpoolError> {
+        self.spool.flush()
+    }
+
     /// Write-ahead: the record for `report`, or the spool's error (which
     /// the spool counts in its stats) — the report then goes on without one.
     pub(crate) fn write_ahead(&self, report: &Report) -> Result<RecordId, SpoolError> {

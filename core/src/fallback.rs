@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::report::Report;
@@ -38,10 +38,17 @@ pub trait Fallback: Send + Sync + 'static {
 }
 
 /// A fallback could not store reports.
+///
+/// It may also hand back reports it had stored *earlier* and can no longer
+/// keep ([`FallbackError::take_orphaned`]): a [`JsonLinesFile`] whose file
+/// was deleted while open, and whose path cannot be restored. The caller
+/// must put those somewhere else (the reporter writes them to the next
+/// fallback, stderr), or they would be counted as spilled into nothing.
 #[derive(Debug)]
 pub struct FallbackError {
     location: String,
     source: io::Error,
+    orphaned: Vec<Report>,
 }
 
 impl FallbackError {
@@ -50,12 +57,24 @@ impl FallbackError {
         FallbackError {
             location: location.into(),
             source,
+            orphaned: Vec::new(),
         }
     }
 
     /// The underlying I/O error kind (e.g. `StorageFull` for a full disk).
     pub fn kind(&self) -> io::ErrorKind {
         self.source.kind()
+    }
+
+    /// Reports this fallback had stored before and no longer holds; empty
+    /// in most errors.
+    pub fn take_orphaned(&mut self) -> Vec<Report> {
+        std::mem::take(&mut self.orphaned)
+    }
+
+    fn with_orphaned(mut self, orphaned: Vec<Report>) -> Self {
+        self.orphaned = orphaned;
+        self
     }
 }
 
@@ -81,19 +100,38 @@ impl std::error::Error for FallbackError {
 /// crash of the process) but is not fsynced (an OS crash may lose the last
 /// seconds); [`JsonLinesFile::sync_each_write`] fsyncs every spill.
 ///
+/// **The path keeps naming the file.** Before each write (and at
+/// [`flush`](Fallback::flush)) the file checks that its path still names the
+/// file it has open. When the file was deleted (a tmp cleaner, an operator
+/// removing the directory), the path and its directories are created again
+/// and everything the deleted file held is copied into the new one, so no
+/// spilled report is left in a file nobody can reach. When the file was
+/// *moved* (log rotation: it still has a name), the new file simply starts
+/// at the path. If the path cannot be restored, the write fails and the
+/// reports the deleted file held are handed back
+/// ([`FallbackError::take_orphaned`]) for the next fallback.
+///
 /// ```
 /// use tidings_core::{Fallback, JsonLinesFile, Report};
 /// let dir = tempfile::tempdir().unwrap();
-/// let file = JsonLinesFile::open(dir.path().join("spill.jsonl")).unwrap();
-/// let report = Report::error("disk", "full");
-/// file.spill(&[&report]).unwrap();
-/// let (back, bad_lines) = JsonLinesFile::read(file.path()).unwrap();
-/// assert_eq!(back, vec![report]);
+/// let path = dir.path().join("spill").join("spill.jsonl");
+/// let file = JsonLinesFile::open(&path).unwrap();
+/// let first = Report::error("disk", "full");
+/// file.spill(&[&first]).unwrap();
+///
+/// // Someone removes the whole directory while the file is open.
+/// std::fs::remove_dir_all(dir.path().join("spill")).unwrap();
+/// let second = Report::error("disk", "still full");
+/// file.spill(&[&second]).unwrap();
+///
+/// // Both are at the path again.
+/// let (back, bad_lines) = JsonLinesFile::read(&path).unwrap();
+/// assert_eq!(back, vec![first, second]);
 /// assert_eq!(bad_lines, 0);
 /// ```
 pub struct JsonLinesFile {
     path: PathBuf,
-    file: Mutex<File>,
+    file: Mutex<Option<File>>,
     sync_each_write: bool,
 }
 
@@ -102,18 +140,10 @@ impl JsonLinesFile {
     /// appending. Fails now, at configuration time, if it cannot be opened.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, FallbackError> {
         let path = path.as_ref().to_path_buf();
-        let shown = path.display().to_string();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| FallbackError::new(&shown, e))?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| FallbackError::new(&shown, e))?;
+        let file = open_at(&path).map_err(|e| FallbackError::new(path.display().to_string(), e))?;
         Ok(JsonLinesFile {
             path,
-            file: Mutex::new(file),
+            file: Mutex::new(Some(file)),
             sync_each_write: false,
         })
     }
@@ -129,6 +159,10 @@ impl JsonLinesFile {
         &self.path
     }
 
+    fn error(&self, e: io::Error) -> FallbackError {
+        FallbackError::new(self.path.display().to_string(), e)
+    }
+
     /// Appends `reports` as JSON lines.
     pub fn append(&self, reports: &[&Report]) -> Result<(), FallbackError> {
         let mut buf = Vec::with_capacity(reports.len() * 512);
@@ -136,7 +170,8 @@ impl JsonLinesFile {
             r.write_json(&mut buf);
             buf.push(b'\n');
         }
-        let mut file = lock(&self.file);
+        let mut open = lock(&self.file);
+        let file = self.file_at_path(&mut open)?;
         file.write_all(&buf)
             .and_then(|()| {
                 if self.sync_each_write {
@@ -145,7 +180,48 @@ impl JsonLinesFile {
                     Ok(())
                 }
             })
-            .map_err(|e| FallbackError::new(self.path.display().to_string(), e))
+            .map_err(|e| self.error(e))
+    }
+
+    /// The open file, made sure to be the one the path names (see the
+    /// type's docs): restored with its content if it was deleted.
+    fn file_at_path<'a>(&self, open: &'a mut Option<File>) -> Result<&'a mut File, FallbackError> {
+        let current = match open.take() {
+            Some(file) if names(&self.path, &file) => return Ok(open.insert(file)),
+            other => other,
+        };
+        // Deleted (no name left): what it holds must move with the path.
+        // Moved (it still has a name): it is reachable there; start anew.
+        let mut carried = Vec::new();
+        if let Some(mut old) = current {
+            if is_deleted(&old) {
+                let read = old
+                    .seek(SeekFrom::Start(0))
+                    .and_then(|_| old.read_to_end(&mut carried));
+                if let Err(e) = read {
+                    // Unreadable: nothing can be carried; keep it for a
+                    // later attempt rather than pretend it is empty.
+                    *open = Some(old);
+                    return Err(self.error(e));
+                }
+            }
+        }
+        let restored = open_at(&self.path).and_then(|mut file| {
+            if !carried.is_empty() {
+                file.write_all(&carried)?;
+                file.sync_data()?;
+            }
+            Ok(file)
+        });
+        match restored {
+            Ok(file) => Ok(open.insert(file)),
+            Err(e) => {
+                // The path cannot be restored: hand back what the deleted
+                // file held, so it goes to the next fallback.
+                let orphaned = parse_lines(&carried).0;
+                Err(self.error(e).with_orphaned(orphaned))
+            }
+        }
     }
 
     /// Reads a JSON-lines file back: the reports that parse, and how many
@@ -168,6 +244,60 @@ impl JsonLinesFile {
     }
 }
 
+/// Opens `path` for reading and appending, creating it and its directories.
+fn open_at(path: &Path) -> io::Result<File> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
+}
+
+/// Whether `path` names the open `file`.
+#[cfg(unix)]
+fn names(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(at_path), Ok(open)) => at_path.dev() == open.dev() && at_path.ino() == open.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn names(path: &Path, _file: &File) -> bool {
+    path.is_file()
+}
+
+/// Whether the open `file` has no name left (deleted while open).
+#[cfg(unix)]
+fn is_deleted(file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().map_or(true, |m| m.nlink() == 0)
+}
+
+#[cfg(not(unix))]
+fn is_deleted(_file: &File) -> bool {
+    true
+}
+
+fn parse_lines(bytes: &[u8]) -> (Vec<Report>, usize) {
+    let mut reports = Vec::new();
+    let mut bad = 0;
+    for line in bytes.split(|&b| b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match Report::from_json(line) {
+            Ok(r) => reports.push(r),
+            Err(_) => bad += 1,
+        }
+    }
+    (reports, bad)
+}
+
 impl Fallback for JsonLinesFile {
     fn location(&self) -> String {
         self.path.display().to_string()
@@ -177,10 +307,12 @@ impl Fallback for JsonLinesFile {
         self.append(reports)
     }
 
+    /// Makes sure the path still names the file (restoring it, as before
+    /// a write) and fsyncs it.
     fn flush(&self) -> Result<(), FallbackError> {
-        lock(&self.file)
-            .sync_data()
-            .map_err(|e| FallbackError::new(self.location(), e))
+        let mut open = lock(&self.file);
+        let file = self.file_at_path(&mut open)?;
+        file.sync_data().map_err(|e| self.error(e))
     }
 }
 
@@ -252,16 +384,34 @@ impl Sink for JsonLinesSink {
         let reports: Vec<&Report> = batch.iter().collect();
         let result = match self.file.append(&reports) {
             Ok(()) => vec![Ok(Ack::Written); batch.len()],
-            Err(e) => SinkError::unavailable(e.to_string()).for_all(batch.len()),
+            Err(e) => {
+                rescue_orphans(e.orphaned.as_slice());
+                SinkError::unavailable(e.to_string()).for_all(batch.len())
+            }
         };
         Box::pin(std::future::ready(result))
     }
 
     fn flush(&self) -> SinkFuture<'_, Result<(), SinkError>> {
-        let result = self
-            .file
-            .flush()
-            .map_err(|e| SinkError::unavailable(e.to_string()));
+        let result = self.file.flush().map_err(|e| {
+            rescue_orphans(e.orphaned.as_slice());
+            SinkError::unavailable(e.to_string())
+        });
         Box::pin(std::future::ready(result))
+    }
+}
+
+/// Reports the file sink had delivered into a file that was deleted and
+/// cannot be restored: written to stderr, the only place left.
+fn rescue_orphans(orphaned: &[Report]) {
+    if orphaned.is_empty() {
+        return;
+    }
+    let reports: Vec<&Report> = orphaned.iter().collect();
+    if Stderr.spill(&reports).is_err() {
+        eprintln!(
+            "tidings: LOST {} report(s) delivered to a file that was deleted",
+            reports.len()
+        );
     }
 }

@@ -113,6 +113,7 @@
 
 mod config;
 pub mod context;
+mod diagnostics;
 mod durable;
 mod entry;
 mod fallback;
@@ -133,6 +134,7 @@ mod worker;
 mod loom_tests;
 
 pub use config::{ConfigError, Late, Overflow, RetryPolicy};
+pub use diagnostics::Diagnostic;
 pub use durable::{SpoolMode, SpoolSummary};
 pub use entry::{Outcome, Receipt, SinkOutcome, SinkResult, SpillReason, Status};
 pub use fallback::{Fallback, FallbackError, JsonLinesFile, JsonLinesSink, Stderr, STDERR_PREFIX};
@@ -146,4 +148,4 @@ pub use reporter::{
 pub use runtime::{BoxSleep, BoxTask, Runtime, SpawnError};
 pub use shared::Phase;
 pub use sink::{Ack, Batch, Sink, SinkError, SinkErrorKind, SinkFuture};
-pub use stats::{Ending, ShutdownSummary, SinkStats, Stats};
+pub use stats::{Ending, ShutdownSummary, SinkStats, SpillDestination, Stats};

@@ -534,10 +534,10 @@ impl Reporter {
         match d.write_ahead(report) {
             Ok(id) => Some(id),
             Err(e) => {
-                self.shared().log(format_args!(
-                    "write-ahead to the spool failed; report {} continues without it: {e}",
-                    report.id
-                ));
+                self.shared().note(
+                    "spool",
+                    &format!("write-ahead failed; reports continue without a record: {e}"),
+                );
                 None
             }
         }

@@ -24,13 +24,16 @@ use async_channel::{Receiver, Sender};
 use event_listener::Event;
 
 use crate::config::Config;
+use crate::diagnostics::Diagnostics;
 use crate::durable::Durable;
 use crate::entry::{Entry, Outcome, SinkOutcome, SpillReason, Status, StatusKind};
-use crate::fallback::{Fallback, Stderr};
+use crate::fallback::{Fallback, FallbackError, Stderr};
 use crate::report::Report;
 use crate::runtime::Runtime;
 use crate::sink::{Batch, Sink};
-use crate::stats::{add, inc, Counters, Ending, ShutdownSummary, SinkStats, Stats};
+use crate::stats::{
+    add, inc, Counters, Ending, ShutdownSummary, SinkStats, SpillDestination, Stats,
+};
 use crate::sync::{lock, Arc, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering};
 
 pub(crate) const RUNNING: u8 = 0;
@@ -69,10 +72,14 @@ pub(crate) struct Shared {
     registry: Mutex<Registry>,
     next_batch: AtomicU64,
     pub(crate) sinks: Vec<SinkState>,
-    fallback: Box<dyn Fallback>,
+    fallback: std::sync::Arc<dyn Fallback>,
     /// The spool, when configured: first in the fallback chain, and the
     /// write-ahead log in `WriteAhead` mode.
-    pub(crate) durable: Option<Durable>,
+    pub(crate) durable: Option<std::sync::Arc<Durable>>,
+    /// Where spilled reports went, and how many to each place.
+    spilled_to: Mutex<Vec<SpillDestination>>,
+    /// tidings' own messages: once per reason.
+    pub(crate) diagnostics: Diagnostics,
     pub(crate) runtime: std::sync::Arc<dyn Runtime>,
     summary: OnceLock<ShutdownSummary>,
     closing: Mutex<()>,
@@ -100,6 +107,7 @@ impl Shared {
         durable: Option<Durable>,
         runtime: std::sync::Arc<dyn Runtime>,
     ) -> Self {
+        let fallback: std::sync::Arc<dyn Fallback> = std::sync::Arc::from(fallback);
         let (tx, rx) = async_channel::bounded(config.capacity);
         Shared {
             counters: Counters::default(),
@@ -114,7 +122,9 @@ impl Shared {
             next_batch: AtomicU64::new(0),
             sinks: sinks.into_iter().map(SinkState::new).collect(),
             fallback,
-            durable,
+            durable: durable.map(std::sync::Arc::new),
+            spilled_to: Mutex::new(Vec::new()),
+            diagnostics: Diagnostics::new(config.log_to_stderr),
             runtime,
             summary: OnceLock::new(),
             closing: Mutex::new(()),
@@ -135,10 +145,15 @@ impl Shared {
         self.summary.get()
     }
 
+    /// Says something that happens rarely (a sink down or recovered).
     pub(crate) fn log(&self, args: std::fmt::Arguments<'_>) {
-        if self.config.log_to_stderr {
-            eprintln!("tidings: {args}");
-        }
+        self.diagnostics.say(args);
+    }
+
+    /// Says `message` from `source` once per reason; repeats are counted
+    /// (and listed in the summary).
+    pub(crate) fn note(&self, source: &str, message: &str) {
+        self.diagnostics.once(source, message);
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -147,8 +162,33 @@ impl Shared {
             Some(d) => d.location(),
             None => self.fallback.location(),
         };
-        self.counters
-            .snapshot(sinks, location, self.durable.as_ref().map(Durable::summary))
+        let mut stats = self.counters.snapshot(
+            sinks,
+            location,
+            self.durable.as_deref().map(Durable::summary),
+        );
+        stats.spilled_to = lock(&self.spilled_to).clone();
+        stats.diagnostics = self.diagnostics.list();
+        stats
+    }
+
+    /// Counts `n` reports as spilled to `location` (negative: moved away).
+    fn count_destination(&self, location: &str, n: i64) {
+        if n == 0 {
+            return;
+        }
+        let mut to = lock(&self.spilled_to);
+        let i = match to.iter().position(|d| d.location == location) {
+            Some(i) => i,
+            None => {
+                to.push(SpillDestination {
+                    location: location.to_owned(),
+                    reports: 0,
+                });
+                to.len() - 1
+            }
+        };
+        to[i].reports = to[i].reports.saturating_add_signed(n);
     }
 
     /// What intake does to every report before accepting it: fills in the
@@ -246,15 +286,7 @@ impl Shared {
         }
         self.spill_queue(reason);
         self.wait_for_claims(Duration::from_millis(100));
-        if let Err(e) = self.fallback.flush() {
-            inc(&self.counters.settled.fallback_errors);
-            self.log(format_args!("flushing the fallback failed: {e}"));
-        }
-        if let Some(d) = &self.durable {
-            if let Err(e) = d.spool.flush() {
-                self.log(format_args!("flushing the spool failed: {e}"));
-            }
-        }
+        let unsynced = self.sync_local_stores();
         let now = self.runtime.now();
         let drain = *lock(&self.drain);
         let summary = ShutdownSummary {
@@ -265,12 +297,83 @@ impl Shared {
             deadline_reached: matches!(ending, Ending::Deadline | Ending::Forced)
                 || drain.is_some_and(|d| now >= d.deadline),
             ended_by: ending,
+            unsynced,
         };
         self.phase.store(CLOSED, Ordering::SeqCst);
         let _ = self.summary.set(summary.clone());
         self.closed.notify(usize::MAX);
         self.phase_changed.notify(usize::MAX);
         summary
+    }
+
+    /// Makes the fallback and the spool durable (fsync) for the summary,
+    /// on a thread of its own so a slow disk can hold neither the caller's
+    /// thread (perhaps an async runtime's) nor the deadline: it waits only
+    /// for what is left of the drain deadline (at least the close grace).
+    /// Returns the places whose sync had not finished by then; their data
+    /// is written, and the sync goes on in the background.
+    fn sync_local_stores(&self) -> Vec<String> {
+        let fallback = self.fallback.clone();
+        let durable = self.durable.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<(String, Option<String>)>();
+        let mut pending: Vec<String> = vec![fallback.location()];
+        if let Some(d) = &durable {
+            pending.push(d.location());
+        }
+        // Each store is let go before its answer is sent: once the caller
+        // has every answer, nothing of this thread holds the spool (its
+        // directory lock) any more.
+        let work = move || {
+            let location = fallback.location();
+            let error = fallback.flush().err().map(|mut e| {
+                // A file restored while syncing hands back what it lost.
+                for orphan in e.take_orphaned() {
+                    let _ = Stderr.spill(&[&orphan]);
+                }
+                e.to_string()
+            });
+            drop(fallback);
+            let _ = done_tx.send((location, error));
+            if let Some(d) = durable {
+                let location = d.location();
+                let error = d.flush().err().map(|e| e.to_string());
+                drop(d);
+                let _ = done_tx.send((location, error));
+            }
+        };
+        let now = self.runtime.now();
+        let left = self
+            .drain_deadline()
+            .map(|d| d.saturating_duration_since(now))
+            .unwrap_or_default()
+            .max(self.config.close_grace);
+        let wait_until = Instant::now() + left;
+        if cfg!(loom) {
+            // The model checker tracks no OS threads: sync inline.
+            work();
+        } else if std::thread::Builder::new()
+            .name("tidings-sync".into())
+            .spawn(work)
+            .is_err()
+        {
+            // No thread to be had: nothing is synced rather than risk the
+            // deadline on this thread.
+            return pending;
+        }
+        while !pending.is_empty() {
+            let wait = wait_until.saturating_duration_since(Instant::now());
+            match done_rx.recv_timeout(wait) {
+                Ok((location, error)) => {
+                    pending.retain(|p| *p != location);
+                    if let Some(e) = error {
+                        inc(&self.counters.settled.fallback_errors);
+                        self.note("sync", &format!("syncing {location} failed: {e}"));
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        pending
     }
 
     /// Spills everything left in the (closed) queue.
@@ -378,10 +481,10 @@ impl Shared {
                         .filter(|e| e.record.is_none())
                         .map(|e| &e.report)
                         .collect();
-                    self.log(format_args!(
-                        "the spool refused {} report(s), using the next fallback: {e}",
-                        unstored.len()
-                    ));
+                    self.note(
+                        "spool",
+                        &format!("refused reports, using the next fallback: {e}"),
+                    );
                     groups.push(self.spill_to_fallback(&unstored));
                     for (g, e) in group_of.iter_mut().zip(&claimed_entries) {
                         if e.record.is_none() {
@@ -409,6 +512,12 @@ impl Shared {
                         .collect::<Vec<_>>()
                         .join(",")
                 );
+            }
+        }
+        for (g, (kind, to)) in groups.iter().enumerate() {
+            if *kind == StatusKind::Spilled {
+                let n = group_of.iter().filter(|&&x| x == g).count();
+                self.count_destination(to, n as i64);
             }
         }
         let (mut spilled, mut lost) = (0u64, 0u64);
@@ -477,16 +586,65 @@ impl Shared {
     pub(crate) fn spill_to_fallback(&self, reports: &[&Report]) -> (StatusKind, String) {
         match self.fallback.spill(reports) {
             Ok(()) => (StatusKind::Spilled, self.fallback.location()),
-            Err(e) => {
+            Err(mut e) => {
                 inc(&self.counters.settled.fallback_errors);
-                self.log(format_args!(
-                    "fallback failed for {} report(s), writing them to stderr: {e}",
-                    reports.len()
-                ));
+                self.rescue_orphans(&mut e);
+                self.note(
+                    "fallback",
+                    &format!("failed, writing its reports to stderr: {e}"),
+                );
                 match Stderr.spill(reports) {
                     Ok(()) => (StatusKind::Spilled, Stderr.location()),
                     Err(e2) => (StatusKind::Lost, format!("{e}; then {e2}")),
                 }
+            }
+        }
+    }
+
+    /// Reports the fallback held and can no longer keep (its file deleted,
+    /// the path not restorable) go to stderr; the destinations follow them.
+    /// If stderr fails too they are lost, counted and said.
+    fn rescue_orphans(&self, e: &mut FallbackError) {
+        let orphaned = e.take_orphaned();
+        if orphaned.is_empty() {
+            return;
+        }
+        let n = orphaned.len() as u64;
+        let from = self.fallback.location();
+        let reports: Vec<&Report> = orphaned.iter().collect();
+        // Only what this reporter put there is in its counters.
+        let ours = lock(&self.spilled_to)
+            .iter()
+            .find(|d| d.location == from)
+            .map_or(0, |d| d.reports)
+            .min(n);
+        self.count_destination(&from, -(ours as i64));
+        match Stderr.spill(&reports) {
+            Ok(()) => {
+                self.count_destination(&Stderr.location(), ours as i64);
+                self.note(
+                    "fallback",
+                    &format!(
+                        "{from} was deleted and cannot be restored: the {n} report(s) it held \
+                         were written to stderr"
+                    ),
+                );
+            }
+            Err(e2) => {
+                add(&self.counters.settled.lost, ours);
+                let spilled = &self.counters.settled.spilled;
+                let _ = spilled.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                    Some(s.saturating_sub(ours))
+                });
+                eprintln!(
+                    "tidings: LOST {n} report(s): {from} was deleted and cannot be restored, \
+                     and stderr failed ({e2}); ids: {}",
+                    orphaned
+                        .iter()
+                        .map(|r| r.id.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
             }
         }
     }
@@ -535,6 +693,8 @@ pub(crate) struct SinkState {
     down: AtomicBool,
     pub(crate) delivered: AtomicU64,
     pub(crate) failed_attempts: AtomicU64,
+    /// Reports this sink refused for good (not retried).
+    refused: AtomicU64,
 }
 
 struct Health {
@@ -566,7 +726,17 @@ impl SinkState {
             down: AtomicBool::new(false),
             delivered: AtomicU64::new(0),
             failed_attempts: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         }
+    }
+
+    /// The sink refused a report for good (`error` is not retryable): the
+    /// reason is its last error, and said once per reason.
+    pub(crate) fn on_refusal(&self, shared: &Shared, error: &crate::sink::SinkError) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let text = error.to_string();
+        shared.note(&format!("sink '{}'", self.name), &text);
+        lock(&self.health).last_error = Some(text);
     }
 
     pub(crate) fn admit(&self, now: Instant, probe_interval: Duration) -> Admit {
@@ -623,6 +793,7 @@ impl SinkState {
             name: self.name.to_string(),
             delivered: self.delivered.load(Ordering::Relaxed),
             failed_attempts: self.failed_attempts.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
             down: self.down.load(Ordering::Relaxed),
             last_error: lock(&self.health).last_error.clone(),
         }

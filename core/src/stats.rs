@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::diagnostics::Diagnostic;
 use crate::durable::SpoolSummary;
 use crate::sync::{AtomicU64, Ordering};
 
@@ -96,8 +97,10 @@ impl Counters {
             abandoned: get(&s.abandoned),
             fallback_errors: get(&s.fallback_errors),
             spill_location,
+            spilled_to: Vec::new(),
             sinks,
             spool,
+            diagnostics: Vec::new(),
         }
     }
 }
@@ -138,12 +141,28 @@ pub struct Stats {
     /// Times the configured fallback failed (its reports then went to
     /// stderr, or were lost).
     pub fallback_errors: u64,
-    /// Where spilled reports went.
+    /// Where spilled reports go first: the spool when one is configured,
+    /// else the configured fallback.
     pub spill_location: String,
+    /// Where spilled reports actually went, each place with its count: the
+    /// spool, the fallback file, stderr when those failed. The counts add
+    /// up to `spilled`.
+    pub spilled_to: Vec<SpillDestination>,
     /// Per-sink state.
     pub sinks: Vec<SinkStats>,
     /// The spool, when one is configured.
     pub spool: Option<SpoolSummary>,
+    /// tidings' own messages, one per reason, with how often each came up.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// One place spilled reports went, with how many.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SpillDestination {
+    /// `spool DIR`, a file path, or `stderr`.
+    pub location: String,
+    /// Reports spilled there (by this reporter).
+    pub reports: u64,
 }
 
 impl Stats {
@@ -162,6 +181,10 @@ pub struct SinkStats {
     pub delivered: u64,
     /// Failed attempts (per report).
     pub failed_attempts: u64,
+    /// Reports it refused for good (too large, not permitted, a bad
+    /// request): spilled at once, not retried. The reason is in
+    /// `last_error` and in [`Stats::diagnostics`].
+    pub refused: u64,
     /// True while the sink is marked down (its reports are spilled and it is
     /// probed periodically).
     pub down: bool,
@@ -183,6 +206,11 @@ pub struct ShutdownSummary {
     pub deadline_reached: bool,
     /// How the reporter closed.
     pub ended_by: Ending,
+    /// Local stores (the fallback, the spool) whose final sync to disk had
+    /// not finished when shutdown returned: their data is written (a crash
+    /// of the process loses nothing), the sync goes on in the background.
+    /// Shutdown does not wait past its deadline for a slow disk.
+    pub unsynced: Vec<String>,
 }
 
 /// How a reporter came to be closed.
@@ -220,7 +248,17 @@ impl fmt::Display for ShutdownSummary {
             s.refused, s.late, s.retries, s.abandoned, s.sink_panics
         )?;
         if s.spilled > 0 {
-            writeln!(f, "spilled reports are in: {}", s.spill_location)?;
+            let places: Vec<String> = s
+                .spilled_to
+                .iter()
+                .filter(|d| d.reports > 0)
+                .map(|d| format!("{} ({})", d.location, d.reports))
+                .collect();
+            if places.is_empty() {
+                writeln!(f, "spilled reports are in: {}", s.spill_location)?;
+            } else {
+                writeln!(f, "spilled reports are in: {}", places.join(", "))?;
+            }
         }
         if let Some(spool) = &s.spool {
             writeln!(
@@ -252,16 +290,31 @@ impl fmt::Display for ShutdownSummary {
         for sink in &s.sinks {
             write!(
                 f,
-                "sink {}: delivered {}, failed attempts {}{}",
+                "sink {}: delivered {}, failed attempts {}{}{}",
                 sink.name,
                 sink.delivered,
                 sink.failed_attempts,
+                if sink.refused > 0 {
+                    format!(", refused {}", sink.refused)
+                } else {
+                    String::new()
+                },
                 if sink.down { ", DOWN" } else { "" }
             )?;
             if let Some(e) = &sink.last_error {
                 write!(f, ", last error: {e}")?;
             }
             writeln!(f)?;
+        }
+        for d in s.diagnostics.iter().filter(|d| d.count > 1) {
+            writeln!(f, "{}: {} (×{})", d.source, d.message, d.count)?;
+        }
+        if !self.unsynced.is_empty() {
+            writeln!(
+                f,
+                "not yet synced to disk at the deadline (written; the sync goes on): {}",
+                self.unsynced.join(", ")
+            )?;
         }
         write!(
             f,

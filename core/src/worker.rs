@@ -312,6 +312,7 @@ async fn deliver_to_sink(shared: &Shared, sink: &SinkState, batch: &Batch) -> Ve
                     if e.is_retryable() {
                         retry.push(i);
                     } else {
+                        sink.on_refusal(shared, &e);
                         results[i] = Some(SinkResult::Failed(e.clone()));
                     }
                     last_error = e;

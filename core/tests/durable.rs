@@ -403,11 +403,40 @@ fn write_ahead_with_a_full_spool_sends_each_report_one_way_only() {
         let summary = rt.block_on(reporter.shutdown(Duration::from_secs(5)));
         assert_accounted(&summary.stats);
         assert_eq!(summary.stats.spilled, 200);
-        let spool_stats = summary.stats.spool.unwrap();
+        let spool_stats = summary.stats.spool.clone().unwrap();
         // The spool took some but not all: the case under test.
         assert!(
             spool_stats.pending > 0 && spool_stats.pending < 200,
             "{spool_stats:?}"
+        );
+        // The summary names every place with its count: a user who trusts
+        // it finds every report (it used to say "spool" for all 200).
+        let counted = |location: &str| {
+            summary
+                .stats
+                .spilled_to
+                .iter()
+                .find(|d| d.location == location)
+                .map_or(0, |d| d.reports)
+        };
+        let spool_location = format!("spool {}", dir.path().join("spool").display());
+        assert_eq!(counted(&spool_location), spool_stats.pending, "{summary}");
+        assert_eq!(counted("memory"), 200 - spool_stats.pending, "{summary}");
+        let shown = summary.to_string();
+        assert!(
+            shown.contains(&format!("{spool_location} ({})", spool_stats.pending))
+                && shown.contains(&format!("memory ({})", 200 - spool_stats.pending)),
+            "{shown}"
+        );
+        // The spool's refusals are said once, and counted.
+        assert!(
+            summary
+                .stats
+                .diagnostics
+                .iter()
+                .any(|d| d.source == "spool" && d.count > 1),
+            "{:?}",
+            summary.stats.diagnostics
         );
         (ids, spool_stats.pending)
     };
