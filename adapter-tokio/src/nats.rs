@@ -19,6 +19,17 @@
 //!   lost ack is deduplicated by the stream (`duplicate: true`). Acks are
 //!   awaited in windows of at most `max_acks_in_flight` (shared by concurrent
 //!   batches), far below async-nats' own limit of 5000 un-awaited acks.
+//! * A publish the server refuses (`-ERR 'Permissions Violation for
+//!   Publish'`) never shows in async-nats' publish results: it arrives as a
+//!   server-error event. The sink numbers those events, and a batch fails
+//!   the reports whose subject was refused after it started — a core batch
+//!   once its marker is back, a JetStream batch as soon as the refusal
+//!   arrives (its acks would never come).
+//! * What every answer means (retried or spilled, and the message) is
+//!   decided by core's one table,
+//!   [`ServerAnswer`](tidings_core::nats::ServerAnswer), shared with the sync
+//!   sink; the configured stream is checked and created as core's
+//!   [`StreamGate`](tidings_core::nats::StreamGate) says.
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
@@ -982,6 +993,49 @@ mod tests {
             !text.contains("hunter2") && !text.contains("t0ken"),
             "{text}"
         );
+    }
+
+    /// Core's rows, turned into the errors async-nats hands over for them
+    /// (an API error as the source of `PublishErrorKind::Other`), mapped by
+    /// this sink: the same kinds as on the sync stack.
+    #[tokio::test]
+    async fn the_shared_table_reads_the_same_here() {
+        let mut config = NatsConfig::new("nats://127.0.0.1:1", "tidings.test").jetstream();
+        config.connect_timeout = Duration::from_millis(50);
+        let sink = AsyncNatsSink::connect(config).await.unwrap();
+        let js = sink.inner.jetstream.as_ref().unwrap();
+        for (body, kind) in tidings_core::testing::JETSTREAM_ANSWERS {
+            let wire: serde_json::Value = serde_json::from_str(body).unwrap();
+            let api: async_nats::jetstream::Error =
+                serde_json::from_value(wire["error"].clone()).unwrap();
+            let e = async_nats::jetstream::context::PublishError::with_source(
+                JsPublishErrorKind::Other,
+                api,
+            );
+            let mapped = sink.inner.jetstream_error(js, e, None);
+            assert_eq!(mapped.kind(), *kind, "{body}: {mapped}");
+        }
+        for (e, kind) in [
+            (
+                JsPublishErrorKind::TimedOut,
+                tidings_core::SinkErrorKind::Timeout,
+            ),
+            (
+                JsPublishErrorKind::StreamNotFound,
+                tidings_core::SinkErrorKind::Unavailable,
+            ),
+            (
+                JsPublishErrorKind::BrokenPipe,
+                tidings_core::SinkErrorKind::Unavailable,
+            ),
+        ] {
+            let mapped = sink.inner.jetstream_error(
+                js,
+                async_nats::jetstream::context::PublishError::new(e),
+                None,
+            );
+            assert_eq!(mapped.kind(), kind, "{mapped}");
+        }
     }
 
     #[tokio::test]

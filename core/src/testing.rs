@@ -622,3 +622,51 @@ impl Drop for ManualRuntime {
         }
     }
 }
+
+/// JetStream publish answers as they arrive on the wire (the body of the
+/// reply to a publish), each with the kind core's table gives it. Both NATS
+/// sinks run these rows through their own client's parsing in a
+/// table-driven test, so a row that reads differently on one stack fails
+/// there.
+pub const JETSTREAM_ANSWERS: &[(&str, crate::SinkErrorKind)] = &[
+    (
+        r#"{"error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}}"#,
+        crate::SinkErrorKind::Unavailable,
+    ),
+    (
+        r#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#,
+        crate::SinkErrorKind::Unavailable,
+    ),
+    (
+        r#"{"error":{"code":500,"err_code":10001,"description":"internal error"}}"#,
+        crate::SinkErrorKind::Unavailable,
+    ),
+    (
+        r#"{"error":{"code":502,"err_code":0,"description":"bad gateway"}}"#,
+        crate::SinkErrorKind::Unavailable,
+    ),
+    (
+        r#"{"error":{"code":408,"err_code":0,"description":"request timeout"}}"#,
+        crate::SinkErrorKind::Timeout,
+    ),
+    (
+        r#"{"error":{"code":504,"err_code":0,"description":"gateway timeout"}}"#,
+        crate::SinkErrorKind::Timeout,
+    ),
+    (
+        r#"{"error":{"code":400,"err_code":10054,"description":"message size exceeds maximum allowed"}}"#,
+        crate::SinkErrorKind::TooLarge,
+    ),
+    (
+        r#"{"error":{"code":400,"err_code":10060,"description":"expected stream does not match"}}"#,
+        crate::SinkErrorKind::Rejected,
+    ),
+    (
+        r#"{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 3"}}"#,
+        crate::SinkErrorKind::Rejected,
+    ),
+    (
+        r#"{"error":{"code":403,"err_code":0,"description":"forbidden"}}"#,
+        crate::SinkErrorKind::Rejected,
+    ),
+];

@@ -85,6 +85,15 @@ mod tests {
         );
     }
 
+    /// Core's rows, read the way this sink reads an ack off the wire.
+    #[test]
+    fn the_shared_table_reads_the_same_here() {
+        for (body, kind) in tidings_core::testing::JETSTREAM_ANSWERS {
+            let e = parse("s", false, body.as_bytes()).unwrap_err();
+            assert_eq!(e.kind(), *kind, "{body}: {e}");
+        }
+    }
+
     #[test]
     fn errors_by_kind() {
         let kind = |data: &[u8]| parse("s", false, data).unwrap_err().kind();

@@ -583,6 +583,8 @@ impl Io {
         let mut pipeline = Pipeline {
             jobs: jobs.iter().map(PipelinedJob::new).collect(),
             stream: self.stream.clone(),
+            errors: self.shared.clone(),
+            errors_seen: mark,
             tokens: HashMap::with_capacity(window),
         };
         let mut stop: Option<Stop> = None;
@@ -703,6 +705,11 @@ struct Pipeline<'a> {
     jobs: Vec<PipelinedJob<'a>>,
     /// Told about publishes nobody answered (the stream may be gone).
     stream: Arc<StreamGate>,
+    /// Server errors, watched for refusals of outstanding publishes: a
+    /// denied publish is never acknowledged, so waiting for its ack would
+    /// only end in a timeout.
+    errors: Arc<Shared>,
+    errors_seen: u64,
     /// Reply token -> (job, report index) of each outstanding ack.
     tokens: HashMap<u64, (usize, usize)>,
 }
@@ -779,6 +786,10 @@ impl Pipeline<'_> {
             if self.tokens.is_empty() || (one_slot && self.tokens.len() < before) {
                 return None;
             }
+            self.fail_refused();
+            if self.tokens.is_empty() || (one_slot && self.tokens.len() < before) {
+                return None;
+            }
             let reply = match next_reply_until(link, deadline) {
                 Ok(Some(reply)) => reply,
                 Ok(None) => continue,
@@ -795,6 +806,37 @@ impl Pipeline<'_> {
                 state.outstanding -= 1;
                 self.answer_if_complete(j);
             }
+        }
+    }
+}
+
+impl Pipeline<'_> {
+    /// Settles, as refused, every outstanding publish whose subject the
+    /// server refused since the last look.
+    fn fail_refused(&mut self) {
+        let now = self.errors.error_mark();
+        if now == self.errors_seen {
+            return;
+        }
+        let refused = publish_refusals(&self.errors.errors_since(self.errors_seen));
+        self.errors_seen = now;
+        if refused.is_empty() {
+            return;
+        }
+        let denied: Vec<(u64, usize, usize, SinkError)> = self
+            .tokens
+            .iter()
+            .filter_map(|(&token, &(j, i))| {
+                let e = refusal_for(&refused, &self.jobs[j].subjects[i])?;
+                Some((token, j, i, e))
+            })
+            .collect();
+        for (token, j, i, e) in denied {
+            self.tokens.remove(&token);
+            let state = &mut self.jobs[j];
+            state.results[i] = Some(Err(e));
+            state.outstanding -= 1;
+            self.answer_if_complete(j);
         }
     }
 }

@@ -38,15 +38,18 @@
 //!   subject on the sink's inbox; acks are **pipelined** (up to
 //!   `max_acks_in_flight` outstanding, all awaited until `ack_timeout`), not
 //!   requested one by one. A retry reuses the id, so the stream's duplicate
-//!   window stores it once and says `duplicate: true`. A `503` (no stream
-//!   for the subject, JetStream unavailable) is retryable
-//!   [`Unavailable`](tidings_core::SinkErrorKind::Unavailable), a missing ack
-//!   is retryable [`Timeout`](tidings_core::SinkErrorKind::Timeout), any
-//!   other JetStream error is [`Rejected`](tidings_core::SinkErrorKind::Rejected).
-//!   With [`NatsConfig::ensure_stream`] the stream (capturing `<subject>` and
-//!   `<subject>.>`, 2-minute duplicate window) is created at connect if it
-//!   does not exist.
-//!
+//!   window stores it once and says `duplicate: true`. What every other
+//!   answer means (retried or spilled, and the message) is decided by core's
+//!   one table, [`ServerAnswer`](tidings_core::nats::ServerAnswer), which
+//!   the async-nats sink uses too. With [`NatsConfig::ensure_stream`] the
+//!   stream (capturing `<subject>` and `<subject>.>`, 2-minute duplicate
+//!   window) is checked and, if missing, created, as core's
+//!   [`StreamGate`](tidings_core::nats::StreamGate) says.
+//! * A publish the server refuses (`Permissions Violation for Publish`,
+//!   core or JetStream) is refused for that report:
+//!   [`Rejected`](tidings_core::SinkErrorKind::Rejected), spilled, with the
+//!   server's reason.
+
 //! ## Size limits
 //!
 //! The synchronous client does not check message size; the server closes

@@ -69,6 +69,10 @@ impl Harness for Blocking {
             .sum();
         test_threads + workers
     }
+
+    fn pause(&self, d: std::time::Duration) {
+        std::thread::sleep(d);
+    }
 }
 
 impl Drop for Blocking {
@@ -184,6 +188,10 @@ impl Harness for Smol {
             .sum();
         tasks + workers
     }
+
+    fn pause(&self, d: std::time::Duration) {
+        smol::block_on(smol::Timer::after(d));
+    }
 }
 
 impl Drop for Smol {
@@ -293,6 +301,11 @@ impl<const MULTI_THREAD: bool> Harness for Tokio<MULTI_THREAD> {
             .map(|r| r.live_tasks())
             .sum();
         tasks + workers
+    }
+
+    fn pause(&self, d: std::time::Duration) {
+        self.rt()
+            .block_on(async move { tokio::time::sleep(d).await });
     }
 }
 

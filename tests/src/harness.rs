@@ -56,4 +56,23 @@ pub trait Harness: Sized + 'static {
 
     /// Tasks (or threads) the adapter started that are still alive.
     fn live_tasks(&self) -> usize;
+
+    /// Lets the runtime run for `d` (on a current-thread runtime the worker
+    /// makes progress only while the test drives it).
+    fn pause(&self, d: std::time::Duration);
+
+    /// Polls `cond` until it holds (true) or `within` passes (false),
+    /// driving the runtime in between.
+    fn wait_for(&self, within: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if cond() {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            self.pause(std::time::Duration::from_millis(10));
+        }
+    }
 }

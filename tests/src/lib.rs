@@ -9,6 +9,7 @@ pub mod nats_probe;
 pub mod nats_server;
 
 pub mod adapters;
+pub mod fault_scenarios;
 pub mod harness;
 pub mod nats_scenarios;
 pub mod scenarios;
@@ -62,12 +63,33 @@ macro_rules! conformance_tests {
             nats_bad_config_names_the_field,
             jetstream_cluster_leader_killed,
         );
+        $crate::conformance_tests!(@faults $harness;
+            fault_core_publish_denied,
+            fault_jetstream_publish_denied,
+            fault_stream_full_discard_new,
+            fault_stream_max_msg_size,
+            fault_stream_deleted_mid_run,
+            fault_stream_captures_other_subjects,
+            fault_another_stream_captures_the_subject,
+            fault_over_long_subject,
+            fault_fallback_directory_removed,
+            fault_deep_context_spooled_then_replayed,
+            fault_slow_syncing_fallback,
+        );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
                 $crate::scenarios::$name::<$harness>();
+            }
+        )*
+    };
+    (@faults $harness:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::fault_scenarios::$name::<$harness>();
             }
         )*
     };

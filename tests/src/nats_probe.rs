@@ -205,6 +205,61 @@ pub fn create_stream(url: &str, stream: &str, subject: &str, replicas: usize) {
     nc.close();
 }
 
+/// A stream with limits, for [`create_stream_with`].
+#[derive(Clone, Debug, Default)]
+pub struct StreamSpec {
+    /// The stream's name.
+    pub name: String,
+    /// The subjects it captures.
+    pub subjects: Vec<String>,
+    /// Most messages kept (`None`: unlimited).
+    pub max_msgs: Option<i64>,
+    /// With a limit: refuse new messages when full (`discard: new`) instead
+    /// of evicting the oldest.
+    pub discard_new: bool,
+    /// Largest message accepted, in bytes (`None`: unlimited).
+    pub max_msg_size: Option<i32>,
+}
+
+/// Creates a stream from a [`StreamSpec`] (2-minute duplicate window),
+/// waiting out a JetStream that is still starting.
+pub fn create_stream_with(url: &str, spec: StreamSpec) {
+    let nc = connect(url);
+    let js = nats::jetstream::new(nc.clone());
+    let config = nats::jetstream::StreamConfig {
+        name: spec.name,
+        subjects: spec.subjects,
+        max_msgs: spec.max_msgs.unwrap_or(-1),
+        max_msg_size: spec.max_msg_size.unwrap_or(-1),
+        discard: if spec.discard_new {
+            nats::jetstream::DiscardPolicy::New
+        } else {
+            nats::jetstream::DiscardPolicy::Old
+        },
+        duplicate_window: 120_000_000_000,
+        ..Default::default()
+    };
+    retry(|| js.add_stream(config.clone())).expect("create stream");
+    nc.close();
+}
+
+/// Deletes `stream` (an operator's mistake, for fault tests).
+pub fn delete_stream(url: &str, stream: &str) {
+    let nc = connect(url);
+    let js = nats::jetstream::new(nc.clone());
+    retry(|| js.delete_stream(stream)).expect("delete stream");
+    nc.close();
+}
+
+/// The subjects `stream` captures, or `None` when there is no such stream.
+pub fn stream_subjects(url: &str, stream: &str) -> Option<Vec<String>> {
+    let nc = connect(url);
+    let js = nats::jetstream::new(nc.clone());
+    let subjects = js.stream_info(stream).ok().map(|i| i.config.subjects);
+    nc.close();
+    subjects
+}
+
 fn is_no_message_found(e: &std::io::Error) -> bool {
     e.get_ref()
         .and_then(|inner| inner.downcast_ref::<nats::jetstream::Error>())

@@ -12,12 +12,12 @@ use crate::nats_probe::{create_stream, stream_arrivals, stream_leader, Subscribe
 use crate::nats_server::{NatsCluster, NatsServer, ServerOptions};
 use crate::scenarios::{assert_accounted, assert_each_exactly_once};
 
-fn report(i: usize) -> Report {
+pub(crate) fn report(i: usize) -> Report {
     Report::error("nats_conformance", format!("report {i}")).with_context("i", i)
 }
 
 /// Patient enough to ride out a server restart without spilling.
-fn patient_retry() -> RetryPolicy {
+pub(crate) fn patient_retry() -> RetryPolicy {
     RetryPolicy {
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(250),
@@ -29,7 +29,7 @@ fn patient_retry() -> RetryPolicy {
 }
 
 /// Gives up quickly, so an unreachable server means spilled reports.
-fn impatient_retry() -> RetryPolicy {
+pub(crate) fn impatient_retry() -> RetryPolicy {
     RetryPolicy {
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(20),
@@ -42,7 +42,7 @@ fn impatient_retry() -> RetryPolicy {
 
 /// The scenarios' reporter: `sink`, spilling to a JSON-lines file in `dir`
 /// (whose path comes back, to count what was spilled), `retry`, quiet.
-fn nats_builder(
+pub(crate) fn nats_builder(
     sink: Box<dyn Sink>,
     dir: &tempfile::TempDir,
     retry: RetryPolicy,
@@ -56,7 +56,7 @@ fn nats_builder(
     (builder, path)
 }
 
-fn spilled_ids(path: &std::path::Path) -> Vec<ReportId> {
+pub(crate) fn spilled_ids(path: &std::path::Path) -> Vec<ReportId> {
     if !path.exists() {
         return Vec::new();
     }

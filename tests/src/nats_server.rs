@@ -56,6 +56,9 @@ pub struct ServerOptions {
     pub token: Option<String>,
     /// Disable JetStream.
     pub no_jetstream: bool,
+    /// More server configuration, written into the config file as is
+    /// (e.g. an `authorization { users = [...] }` block with permissions).
+    pub config: Option<String>,
 }
 
 /// One throwaway nats-server process.
@@ -105,6 +108,12 @@ impl NatsServer {
     /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// `nats://user:password@127.0.0.1:<port>` (for probes on a server
+    /// that requires users).
+    pub fn url_as(&self, user: &str, password: &str) -> String {
+        format!("nats://{user}:{password}@127.0.0.1:{}", self.port)
     }
 
     /// The client port.
@@ -174,9 +183,17 @@ impl NatsServer {
         if let Some(token) = &self.options.token {
             cmd.args(["--auth", token]);
         }
-        if let Some(max) = self.options.max_payload {
+        if self.options.max_payload.is_some() || self.options.config.is_some() {
+            let mut text = String::new();
+            if let Some(max) = self.options.max_payload {
+                text.push_str(&format!("max_payload: {max}\n"));
+            }
+            if let Some(extra) = &self.options.config {
+                text.push_str(extra);
+                text.push('\n');
+            }
             let conf = self.dir.path().join("server.conf");
-            std::fs::write(&conf, format!("max_payload: {max}\n")).expect("write conf");
+            std::fs::write(&conf, text).expect("write conf");
             cmd.arg("-c").arg(&conf);
         }
         if let Some(c) = &self.cluster {

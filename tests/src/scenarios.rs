@@ -39,6 +39,12 @@ pub fn assert_accounted(stats: &Stats) {
     );
     assert_eq!(stats.in_flight, 0, "in flight after shutdown: {stats:?}");
     assert_eq!(stats.lost, 0, "lost reports: {stats:?}");
+    let placed: u64 = stats.spilled_to.iter().map(|d| d.reports).sum();
+    assert_eq!(
+        placed, stats.spilled,
+        "the spill destinations do not add up to spilled: {:?}",
+        stats.spilled_to
+    );
 }
 
 /// After a teardown (runtime or last handle gone while sends were running)

@@ -187,7 +187,7 @@ fn jetstream_without_a_stream_is_unavailable_and_retryable() {
         let e = r.as_ref().unwrap_err();
         assert_eq!(e.kind(), SinkErrorKind::Unavailable, "{e}");
         assert!(e.is_retryable());
-        assert!(e.message().contains("no responders"), "{e}");
+        assert!(e.message().contains("no JetStream stream answered"), "{e}");
     }
     // An answer (503), not a wait for the ack timeout.
     assert!(started.elapsed() < Duration::from_secs(4));

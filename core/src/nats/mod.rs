@@ -42,9 +42,11 @@ pub const MSG_ID_HEADER_ROOM: usize = 128;
 /// How reports are published.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Delivery {
-    /// Core NATS publish. Delivered means "written to the server
-    /// connection and flushed": core NATS has no acknowledgement, so a
-    /// report can still be dropped by the server ([`crate::Ack::Sent`]).
+    /// Core NATS publish. Delivered means "the server processed it" (a
+    /// marker sent after the batch came back, and the server refused none of
+    /// it): core NATS has no acknowledgement, so a report can still be
+    /// dropped by the server, e.g. when nobody subscribes
+    /// ([`crate::Ack::Sent`]).
     Core,
     /// JetStream publish with `Nats-Msg-Id` = report id; delivered means the
     /// stream acknowledged it ([`crate::Ack::Stored`]). Retries reuse the id,
