@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tidings_core::nats::NatsConfig;
 use tidings_core::{Report, Reporter, DEFAULT_REPORTS_FILE};
-use tidings_tokio::AsyncNatsSink;
+use tidings_tokio::NatsSink;
 
 /// A stand-in for an application error with a cause.
 #[derive(Debug)]
@@ -62,7 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 config = config.jetstream().ensure_stream("TIDINGS_EXAMPLES");
             }
             // Returns at once, even if the server is down.
-            builder = builder.sink(AsyncNatsSink::connect(config).await?);
+            builder = builder.sink(NatsSink::connect(config).await?);
         }
         None => println!("no --nats given: reports go to {DEFAULT_REPORTS_FILE}"),
     }

@@ -1,7 +1,7 @@
 //! # tidings-tokio
 //!
 //! [tidings] on tokio: [`TokioRuntime`] runs tidings-core's worker on a tokio
-//! runtime, [`AsyncNatsSink`] delivers reports to NATS (core publish or
+//! runtime, [`NatsSink`] delivers reports to NATS (core publish or
 //! JetStream) through async-nats, and [`start`] wires a
 //! [`ReporterBuilder`] to the current runtime and hands back a [`Guard`].
 //!
@@ -80,7 +80,12 @@ use tidings_core::guard::{self as core_guard, EndSynchronously};
 use tidings_core::{BuildError, Reporter, ReporterBuilder, ShutdownSummary, SpawnError};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-pub use nats::AsyncNatsSink;
+pub use nats::NatsSink;
+
+/// The former name of [`NatsSink`] (every adapter's NATS sink is now
+/// called `NatsSink`).
+#[deprecated(since = "0.1.0", note = "renamed to `NatsSink`, the name every adapter uses")]
+pub type AsyncNatsSink = NatsSink;
 pub use runtime::TokioRuntime;
 
 /// Builds `builder` on the tokio runtime of the current context and returns

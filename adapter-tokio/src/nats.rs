@@ -1,4 +1,4 @@
-//! [`AsyncNatsSink`]: reports to NATS through async-nats, core publish or
+//! [`NatsSink`]: reports to NATS through async-nats, core publish or
 //! JetStream.
 //!
 //! The sink makes one honest attempt per batch; retry, backoff, marking the
@@ -58,7 +58,7 @@ use tokio::sync::watch;
 /// [`NatsConfig::delivery`].
 ///
 /// Named `"nats"` (core) or `"jetstream"` for core's outcomes and stats;
-/// [`AsyncNatsSink::named`] changes it (two NATS sinks need two names).
+/// [`NatsSink::named`] changes it (two NATS sinks need two names).
 ///
 /// Connecting waits for the server at most `connect_timeout`: the connection
 /// is established in the background and re-established whenever it breaks,
@@ -71,19 +71,19 @@ use tokio::sync::watch;
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use tidings_core::nats::NatsConfig;
 /// use tidings_core::Reporter;
-/// use tidings_tokio::AsyncNatsSink;
+/// use tidings_tokio::NatsSink;
 ///
 /// let config = NatsConfig::new("nats://127.0.0.1:4222", "app.reports")
 ///     .jetstream()
 ///     .ensure_stream("REPORTS");
 /// // Succeeds even while the server is down (after waiting up to connect_timeout).
-/// let sink = AsyncNatsSink::connect(config).await?;
+/// let sink = NatsSink::connect(config).await?;
 /// let (reporter, guard) = tidings_tokio::start(Reporter::builder().sink(sink))?;
 /// # drop(reporter);
 /// guard.shutdown().await;
 /// # Ok(()) }
 /// ```
-pub struct AsyncNatsSink {
+pub struct NatsSink {
     name: String,
     /// Shared with the tasks that send JetStream batches.
     inner: Arc<Inner>,
@@ -248,7 +248,7 @@ async fn unless_lost<F: Future>(link: &Link, seen: LinkState, work: F) -> Option
     }
 }
 
-impl AsyncNatsSink {
+impl NatsSink {
     /// Validates `config` and connects in the background.
     ///
     /// Waits at most [`connect_timeout`](NatsConfig::connect_timeout) for the
@@ -347,7 +347,7 @@ impl AsyncNatsSink {
                 })
             }
         };
-        Ok(AsyncNatsSink {
+        Ok(NatsSink {
             name: config.sink_name().to_owned(),
             inner: Arc::new(Inner {
                 fixed_subject: match config.subject_suffix {
@@ -843,7 +843,7 @@ fn core_publish_error(e: async_nats::PublishError) -> SinkError {
     }
 }
 
-impl AsyncNatsSink {
+impl NatsSink {
     /// A batch is encoded, published and confirmed (JetStream acks, or the
     /// core marker's echo) on a task of its own when on a tokio runtime, so
     /// that concurrent batches work on every worker thread instead of taking
@@ -877,7 +877,7 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-impl Sink for AsyncNatsSink {
+impl Sink for NatsSink {
     fn name(&self) -> &str {
         &self.name
     }
@@ -939,10 +939,10 @@ impl Sink for AsyncNatsSink {
     }
 }
 
-impl fmt::Debug for AsyncNatsSink {
+impl fmt::Debug for NatsSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // NatsConfig's Debug redacts URLs and credentials.
-        f.debug_struct("AsyncNatsSink")
+        f.debug_struct("NatsSink")
             .field("name", &self.name)
             .field("config", &self.inner.config)
             .field("state", &self.inner.client.connection_state())
@@ -961,7 +961,7 @@ mod tests {
         // Port 1 on loopback: nothing listens there.
         let mut config = NatsConfig::new("nats://127.0.0.1:1", "tidings.test");
         config.connect_timeout = Duration::from_millis(100);
-        let sink = AsyncNatsSink::connect(config).await.unwrap();
+        let sink = NatsSink::connect(config).await.unwrap();
         assert_eq!(sink.name(), "nats");
         assert!(!sink.is_connected());
         let batch = Batch::from_reports(vec![Report::error("a", "b")]);
@@ -979,7 +979,7 @@ mod tests {
             .jetstream()
             .credentials(Credentials::Token(Secret::new("t0ken")));
         config.connect_timeout = Duration::from_millis(100);
-        let sink = AsyncNatsSink::connect(config).await.unwrap();
+        let sink = NatsSink::connect(config).await.unwrap();
         assert_eq!(sink.name(), "jetstream");
         let shown = format!("{sink:?}");
         assert!(
@@ -1002,7 +1002,7 @@ mod tests {
     async fn the_shared_table_reads_the_same_here() {
         let mut config = NatsConfig::new("nats://127.0.0.1:1", "tidings.test").jetstream();
         config.connect_timeout = Duration::from_millis(50);
-        let sink = AsyncNatsSink::connect(config).await.unwrap();
+        let sink = NatsSink::connect(config).await.unwrap();
         let js = sink.inner.jetstream.as_ref().unwrap();
         for (body, kind) in tidings_core::testing::JETSTREAM_ANSWERS {
             let wire: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -1040,11 +1040,11 @@ mod tests {
 
     #[tokio::test]
     async fn bad_settings_name_the_field() {
-        let e = AsyncNatsSink::connect(NatsConfig::new("http://x:1", "a.b"))
+        let e = NatsSink::connect(NatsConfig::new("http://x:1", "a.b"))
             .await
             .unwrap_err();
         assert_eq!(e.field(), "nats.url");
-        let e = AsyncNatsSink::connect(
+        let e = NatsSink::connect(
             NatsConfig::new("nats://127.0.0.1:1", "a.b")
                 .credentials(Credentials::CredsFile("/nonexistent/tidings.creds".into())),
         )

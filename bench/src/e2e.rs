@@ -72,18 +72,18 @@ impl Config {
         match self {
             Config::RawCore => "raw async-nats core publish loop, serializing each report",
             Config::RawCorePre => "raw async-nats core publish loop, pre-serialized (ceiling)",
-            Config::TokioCore => "tidings-tokio → core NATS (AsyncNatsSink)",
+            Config::TokioCore => "tidings-tokio → core NATS (NatsSink)",
             Config::RawJetStream => {
                 "raw async-nats JetStream, 1024 acks in flight, serializing each report"
             }
             Config::RawJetStreamPre => {
                 "raw async-nats JetStream, 1024 acks in flight, pre-serialized (ceiling)"
             }
-            Config::TokioJetStream => "tidings-tokio → JetStream (AsyncNatsSink)",
+            Config::TokioJetStream => "tidings-tokio → JetStream (NatsSink)",
             Config::BlockingJetStream => "tidings-blocking → JetStream (SyncNatsSink)",
             Config::SmolJetStream => "tidings-smol → JetStream (SyncNatsSink)",
-            Config::TokioCoreSinkOnly => "AsyncNatsSink alone → core NATS, 4 batches at once",
-            Config::TokioJetStreamSinkOnly => "AsyncNatsSink alone → JetStream, 4 batches at once",
+            Config::TokioCoreSinkOnly => "NatsSink alone → core NATS, 4 batches at once",
+            Config::TokioJetStreamSinkOnly => "NatsSink alone → JetStream, 4 batches at once",
         }
     }
 
@@ -242,14 +242,14 @@ fn raw(url: &str, n: usize, preserialized: bool, jetstream: bool) -> Sample {
 }
 
 /// tidings-tokio's NATS sink on `url` (JetStream or core), connected.
-pub(crate) async fn connect_tokio_sink(url: &str, jetstream: bool) -> tidings_tokio::AsyncNatsSink {
+pub(crate) async fn connect_tokio_sink(url: &str, jetstream: bool) -> tidings_tokio::NatsSink {
     let config = NatsConfig::new(url, SUBJECT);
     let config = if jetstream {
         config.jetstream()
     } else {
         config
     };
-    let sink = tidings_tokio::AsyncNatsSink::connect(config)
+    let sink = tidings_tokio::NatsSink::connect(config)
         .await
         .expect("sink");
     assert!(sink.is_connected(), "the sink did not connect");

@@ -495,7 +495,7 @@ fn section_teardown(o: &Options) {
         ));
         rows.push((
             flavor,
-            "tidings-tokio (`AsyncNatsSink`, core NATS)",
+            "tidings-tokio (`NatsSink`, core NATS)",
             tidings,
         ));
     }

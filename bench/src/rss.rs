@@ -198,7 +198,7 @@ pub fn child(config: Config, url: &str, n: usize) {
         }
         Config::TidingsJsonLines | Config::TidingsSpoolOnSpill | Config::TidingsSpoolWriteAhead => {
             let sink = rt
-                .block_on(tidings_tokio::AsyncNatsSink::connect(
+                .block_on(tidings_tokio::NatsSink::connect(
                     NatsConfig::new(url, crate::e2e::SUBJECT).jetstream(),
                 ))
                 .expect("sink");

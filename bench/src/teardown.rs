@@ -8,7 +8,7 @@
 //!
 //! * naive: `tokio::spawn(async move { client.publish(..).await })` per
 //!   report. It keeps no account, so lost = reported − arrived.
-//! * tidings: `reporter.report(r)`, the `AsyncNatsSink` on core NATS, an
+//! * tidings: `reporter.report(r)`, the `NatsSink` on core NATS, an
 //!   in-memory fallback. lost = accepted − (delivered + spilled) from the
 //!   reporter's own counters, cross-checked against what arrived: an
 //!   accepted id that neither arrived nor is in the fallback was counted as
@@ -124,7 +124,7 @@ pub fn tidings(server: &Server, flavor: Flavor, subject: &str, n: usize) -> Tria
     let spill = MemoryFallback::new();
     let rt = flavor.runtime();
     let (reporter, guard) = rt.block_on(async {
-        let sink = tidings_tokio::AsyncNatsSink::connect(NatsConfig::new(server.url(), subject))
+        let sink = tidings_tokio::NatsSink::connect(NatsConfig::new(server.url(), subject))
             .await
             .expect("sink");
         let (reporter, guard) = tidings_tokio::start(

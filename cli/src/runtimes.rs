@@ -52,7 +52,7 @@ impl Host {
             }),
             Host::Tokio(rt) => Box::new(Outage {
                 inner: rt
-                    .block_on(tidings::tokio::AsyncNatsSink::connect(config))
+                    .block_on(tidings::tokio::NatsSink::connect(config))
                     .map_err(|e| e.to_string())?,
                 down,
             }),

@@ -269,7 +269,7 @@ impl<const MULTI_THREAD: bool> Harness for Tokio<MULTI_THREAD> {
     fn nats_sink(&self, config: NatsConfig) -> Result<Box<dyn Sink>, ConfigError> {
         let sink = self
             .rt()
-            .block_on(tidings_tokio::AsyncNatsSink::connect(config))?;
+            .block_on(tidings_tokio::NatsSink::connect(config))?;
         Ok(Box::new(sink))
     }
 

@@ -19,7 +19,7 @@ use tidings_core::testing::{Behavior, MemoryFallback, TestSink};
 use tidings_core::{
     Ending, Receipt, Report, ReportId, Reporter, RetryPolicy, SinkErrorKind, SinkResult, Stats,
 };
-use tidings_tokio::AsyncNatsSink;
+use tidings_tokio::NatsSink;
 use tokio::runtime::Runtime;
 
 // ----- helpers ----------------------------------------------------------------
@@ -148,7 +148,7 @@ fn core_publish_end_to_end(multi_thread: bool) {
     let (receipts, summary) = rt.block_on(async {
         let config = NatsConfig::new(server.url(), "tidings.e2e")
             .subject_suffix(SubjectSuffix::SeverityAndKind);
-        let sink = AsyncNatsSink::connect(config).await.expect("connect");
+        let sink = NatsSink::connect(config).await.expect("connect");
         assert!(
             sink.is_connected(),
             "connect waits for the first connection"
@@ -211,7 +211,7 @@ fn jetstream_stores_every_report_exactly_once() {
     let spill = MemoryFallback::new();
     let rt = runtime(true);
     let (receipts, summary) = rt.block_on(async {
-        let sink = AsyncNatsSink::connect(jetstream(&server.url(), "tidings.js", "JS_ONCE"))
+        let sink = NatsSink::connect(jetstream(&server.url(), "tidings.js", "JS_ONCE"))
             .await
             .expect("connect");
         let (reporter, guard) = tidings_tokio::start(
@@ -258,7 +258,7 @@ fn jetstream_without_a_stream_is_retried_then_spilled() {
     let (receipts, summary) = rt.block_on(async {
         let mut config = jetstream(&server.url(), "tidings.nostream", "UNUSED");
         config.ensure_stream = None;
-        let sink = AsyncNatsSink::connect(config).await.expect("connect");
+        let sink = NatsSink::connect(config).await.expect("connect");
         let (reporter, guard) = tidings_tokio::start(
             Reporter::builder()
                 .sink(sink)
@@ -299,7 +299,7 @@ fn jetstream_survives_sigkill_and_restart_with_every_report_once() {
     let spill = MemoryFallback::new();
     let rt = runtime(true);
     let (receipts, summary, failed_while_down) = rt.block_on(async {
-        let sink = AsyncNatsSink::connect(jetstream(&url, "tidings.kill", "KILL"))
+        let sink = NatsSink::connect(jetstream(&url, "tidings.kill", "KILL"))
             .await
             .expect("connect");
         let (reporter, guard) = tidings_tokio::start(
@@ -363,7 +363,7 @@ fn nats_down_at_start_retries_then_delivers_after_restart() {
         let mut config = jetstream(&url, "tidings.late", "LATE");
         config.connect_timeout = Duration::from_millis(200);
         // The server is down: connect still succeeds.
-        let sink = AsyncNatsSink::connect(config).await.expect("connect");
+        let sink = NatsSink::connect(config).await.expect("connect");
         assert!(!sink.is_connected());
         let (reporter, guard) = tidings_tokio::start(
             Reporter::builder()
@@ -418,7 +418,7 @@ fn wrong_credentials_surface_in_stats_and_reports_are_spilled() {
                 password: Secret::new("wrong-password"),
             });
         config.connect_timeout = Duration::from_millis(500);
-        let sink = AsyncNatsSink::connect(config).await.expect("connect");
+        let sink = NatsSink::connect(config).await.expect("connect");
         let (reporter, guard) = tidings_tokio::start(
             Reporter::builder()
                 .sink(sink)
@@ -462,10 +462,10 @@ fn oversized_reports_are_truncated_or_spilled_never_sent_over_max_payload() {
     let giant = Report::error("k".repeat(5_000), "unfixable");
     let (small_id, long_id, giant_id) = (small.id, long.id, giant.id);
     let (receipts, summary) = rt.block_on(async {
-        let core = AsyncNatsSink::connect(NatsConfig::new(server.url(), "tidings.big.core"))
+        let core = NatsSink::connect(NatsConfig::new(server.url(), "tidings.big.core"))
             .await
             .expect("connect core");
-        let js = AsyncNatsSink::connect(jetstream(&server.url(), "tidings.big.js", "BIG"))
+        let js = NatsSink::connect(jetstream(&server.url(), "tidings.big.js", "BIG"))
             .await
             .expect("connect jetstream");
         let (reporter, guard) = tidings_tokio::start(
@@ -517,7 +517,7 @@ fn runtime_dropped_right_after_reporting(multi_thread: bool) {
     let spill = MemoryFallback::new();
     let rt = runtime(multi_thread);
     let (reporter, guard, receipts) = rt.block_on(async {
-        let sink = AsyncNatsSink::connect(NatsConfig::new(server.url(), "tidings.drop"))
+        let sink = NatsSink::connect(NatsConfig::new(server.url(), "tidings.drop"))
             .await
             .expect("connect");
         let (reporter, guard) = tidings_tokio::start(
@@ -580,7 +580,7 @@ fn guard_dropped_inside(multi_thread: bool) -> (Ending, Stats) {
         let spill = MemoryFallback::new();
         let rt = runtime(multi_thread);
         let (reporter, receipts) = rt.block_on(async {
-            let sink = AsyncNatsSink::connect(NatsConfig::new(server.url(), "tidings.guard"))
+            let sink = NatsSink::connect(NatsConfig::new(server.url(), "tidings.guard"))
                 .await
                 .expect("connect");
             let (reporter, guard) = tidings_tokio::start(
