@@ -159,6 +159,10 @@ pub fn run(args: TailArgs) -> Result<ExitCode, Failure> {
             let _ = stop_tx.send(true);
         });
         let disconnected = Arc::new(AtomicBool::new(false));
+        // Counts reconnections: a stream consumer is recreated after each
+        // (the server may have restarted and lost it), instead of waiting
+        // for the client library to notice missing heartbeats.
+        let (reconnects_tx, reconnects) = watch::channel(0u64);
         let hook = {
             let disconnected = disconnected.clone();
             Box::new(move |event: Event| match event {
@@ -167,6 +171,7 @@ pub fn run(args: TailArgs) -> Result<ExitCode, Failure> {
                 }
                 Event::Connected if disconnected.swap(false, Ordering::SeqCst) => {
                     eprintln!("tidings tail: reconnected");
+                    reconnects_tx.send_modify(|n| *n += 1);
                 }
                 _ => {}
             })
@@ -191,7 +196,7 @@ pub fn run(args: TailArgs) -> Result<ExitCode, Failure> {
                     servers: &servers,
                     from: start,
                 };
-                follow_stream(&client, target, &mut printer, stop).await
+                follow_stream(&client, target, &mut printer, stop, reconnects).await
             }
         };
         // Leave quietly: nothing was published.
@@ -363,6 +368,7 @@ async fn follow_stream(
     target: StreamTarget<'_>,
     printer: &mut Printer,
     mut stop: watch::Receiver<bool>,
+    mut reconnects: watch::Receiver<u64>,
 ) -> Result<(), Failure> {
     let js = async_nats::jetstream::new(client.clone());
     let stream = match js.get_stream(target.name).await {
@@ -391,18 +397,21 @@ async fn follow_stream(
         } else {
             start.policy()
         };
+        reconnects.borrow_and_update();
         let created = async {
             let consumer = stream
                 .create_consumer(ordered(target.filter, policy))
                 .await
                 .map_err(|e| e.to_string())?;
-            consumer.messages().await.map_err(|e| e.to_string())
+            let name = consumer.cached_info().name.clone();
+            let messages = consumer.messages().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((name, messages))
         };
         let created = tokio::select! {
             _ = stopped(&mut stop) => return Ok(()),
             created = created => created,
         };
-        let mut messages = match created {
+        let (consumer_name, mut messages) = match created {
             Ok(m) => m,
             Err(e) => {
                 if !warned {
@@ -448,6 +457,13 @@ async fn follow_stream(
         loop {
             let next = tokio::select! {
                 _ = stopped(&mut stop) => return Ok(()),
+                Ok(()) = reconnects.changed() => {
+                    // Resume after the last sequence seen on a new consumer;
+                    // the old one goes if it survived.
+                    drop(messages);
+                    let _ = stream.delete_consumer(&consumer_name).await;
+                    break;
+                }
                 next = messages.next() => next,
             };
             match next {
