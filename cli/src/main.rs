@@ -33,8 +33,8 @@ Exit codes:
        in the failed file), `spool replay` stalled
   2    usage or configuration error: a bad flag or value, a missing file, a
        directory that is not a spool; nothing was sent
-  3    NATS could not be used: the server is unreachable, refused the
-       credentials, or has no such stream; nothing was sent
+  3    (tail, replay) NATS could not be used: the server is unreachable,
+       refused the credentials, or has no such stream; nothing was sent
   130  `replay` was interrupted (Ctrl-C); rerunning it is safe within the
        stream's duplicate window";
 

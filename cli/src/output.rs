@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 
 /// True when colour may be written to stdout: it is a terminal and
-/// `NO_COLOR` is unset or empty (<https://no-color.org>).
+/// `NO_COLOR` is unset or empty (the NO_COLOR convention).
 pub fn stdout_colour() -> bool {
     std::io::stdout().is_terminal() && no_color_unset()
 }
