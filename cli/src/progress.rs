@@ -25,9 +25,9 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             let template = if unit == "bytes" {
-                "{prefix} [{bar:40}] {percent:>3}% {msg}"
+                "{prefix} [{bar:30}] {percent:>3}% {msg}"
             } else {
-                "{prefix} [{bar:40}] {pos}/{len} ({percent}%) {msg}"
+                "{prefix} [{bar:30}] {pos}/{len} ({percent}%) {msg}"
             };
             if let Ok(style) = ProgressStyle::with_template(template) {
                 bar.set_style(style.progress_chars("#>."));

@@ -161,11 +161,12 @@ impl Read {
 }
 
 /// Reads `path` line by line, handing each parsed line and the bytes read so
-/// far to `each`; stops early when `each` says so.
+/// far to `each`; stops early, before reading a line, when `stop` says so.
 fn read_lines(
     path: &Path,
     read: &mut Read,
-    mut each: impl FnMut(Line, u64) -> bool,
+    stop: &dyn Fn() -> bool,
+    mut each: impl FnMut(Line, u64),
 ) -> Result<(), Failure> {
     let file = File::open(path)
         .map_err(|e| Failure::usage(format!("cannot open {}: {e}", path.display())))?;
@@ -173,6 +174,9 @@ fn read_lines(
     let mut buf = Vec::with_capacity(1024);
     let mut offset = 0u64;
     loop {
+        if stop() {
+            return Ok(());
+        }
         buf.clear();
         let n = reader
             .read_until(b'\n', &mut buf)
@@ -199,9 +203,7 @@ fn read_lines(
                 read.newest = read.newest.max(*schema);
             }
         }
-        if !each(line, offset) {
-            return Ok(());
-        }
+        each(line, offset);
     }
 }
 
@@ -288,11 +290,9 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, Failure> {
     let mut refused = 0u64;
     let mut refused_lost = 0u64;
     let mut position = 0;
-    read_lines(&args.file, &mut read, |line, offset| {
+    let stop = || interrupted.load(Ordering::SeqCst);
+    read_lines(&args.file, &mut read, &stop, |line, offset| {
         position = offset;
-        if interrupted.load(Ordering::SeqCst) {
-            return false;
-        }
         if let Line::Report(report) = line {
             match reporter.report(*report) {
                 Ok(receipt) => {
@@ -312,7 +312,6 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, Failure> {
             }
         }
         progress.set(offset, &counts.describe());
-        true
     })?;
     drop(tx);
     if interrupted.load(Ordering::SeqCst) {
@@ -378,11 +377,10 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, Failure> {
 fn dry_run(path: &Path) -> Result<ExitCode, Failure> {
     let mut read = Read::default();
     let mut ids = std::collections::HashSet::new();
-    read_lines(path, &mut read, |line, _| {
+    read_lines(path, &mut read, &|| false, |line, _| {
         if let Line::Report(r) = line {
             ids.insert(r.id);
         }
-        true
     })?;
     println!("dry run of {}: nothing sent", path.display());
     println!("read {}", read.describe());
