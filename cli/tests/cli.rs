@@ -2,7 +2,9 @@
 //! machine, bad input is a clear error, not a panic, and every command
 //! explains itself.
 
-use std::process::{Command, Output};
+use std::io::Read;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The binary, with no NATS settings inherited from the environment.
 fn tidings() -> Command {
@@ -20,27 +22,75 @@ fn tidings() -> Command {
 }
 
 fn run(args: &[&str]) -> Output {
-    tidings().args(args).output().unwrap()
+    output(tidings().args(args))
+}
+
+/// Kills and reaps the child when dropped (a test that fails while it runs
+/// leaves nothing behind).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `cmd` to the end, within two minutes (else it is killed and the
+/// test fails), collecting its output.
+fn output(cmd: &mut Command) -> Output {
+    let mut child = KillOnDrop(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tidings"),
+    );
+    let read_all = |mut from: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = from.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = read_all(Box::new(child.0.stdout.take().unwrap()));
+    let stderr = read_all(Box::new(child.0.stderr.take().unwrap()));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tidings did not exit within 2 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }
 
 #[test]
 fn demo_runs_on_the_embedded_default_and_verifies_every_report() {
     let dir = tempfile::tempdir().unwrap();
     for runtime in ["blocking", "tokio", "smol"] {
-        let out = tidings()
-            .args([
-                "demo",
-                "--threads",
-                "3",
-                "--reports",
-                "40",
-                "--runtime",
-                runtime,
-                "--dir",
-            ])
-            .arg(dir.path().join(runtime))
-            .output()
-            .unwrap();
+        let out = output(
+            tidings()
+                .args([
+                    "demo",
+                    "--threads",
+                    "3",
+                    "--reports",
+                    "40",
+                    "--runtime",
+                    runtime,
+                    "--dir",
+                ])
+                .arg(dir.path().join(runtime)),
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -83,11 +133,7 @@ fn bad_arguments_are_errors_with_exit_code_2() {
         &["tail", "--connect-timeout", "soon"],
     ] {
         let cwd = tempfile::tempdir().unwrap();
-        let out = tidings()
-            .args(args)
-            .current_dir(cwd.path())
-            .output()
-            .unwrap();
+        let out = output(tidings().args(args).current_dir(cwd.path()));
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.starts_with("tidings: "), "{args:?}: {stderr}");
@@ -109,11 +155,7 @@ fn spool_inspect_reads_a_spool_directory() {
         let r = tidings::Report::error("k", "m");
         spool.append(&[&r]).unwrap();
     }
-    let out = tidings()
-        .args(["spool", "inspect"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = output(tidings().args(["spool", "inspect"]).arg(dir.path()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("1 live"), "{stdout}");
@@ -128,12 +170,7 @@ fn spool_inspect_says_when_a_directory_is_not_a_spool() {
         &["replay", "--nats", "nats://127.0.0.1:1"],
     ] {
         let sub = args[0];
-        let out = tidings()
-            .arg("spool")
-            .args(args)
-            .arg(dir.path())
-            .output()
-            .unwrap();
+        let out = output(tidings().arg("spool").args(args).arg(dir.path()));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{sub}: {stderr}");
         assert!(
@@ -207,24 +244,24 @@ fn version_help_and_completions_answer_with_exit_code_0() {
 
 #[test]
 fn secrets_from_the_environment_are_not_shown_in_help_or_errors() {
-    let out = tidings()
-        .args(["check", "--help"])
-        .env("NATS_PASSWORD", "hunter2-env")
-        .env("NATS_TOKEN", "t0ken-env")
-        .env("NATS_URL", "nats://alice:pw-in-url@127.0.0.1:1")
-        .output()
-        .unwrap();
+    let out = output(
+        tidings()
+            .args(["check", "--help"])
+            .env("NATS_PASSWORD", "hunter2-env")
+            .env("NATS_TOKEN", "t0ken-env")
+            .env("NATS_URL", "nats://alice:pw-in-url@127.0.0.1:1"),
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     for secret in ["hunter2-env", "t0ken-env", "pw-in-url"] {
         assert!(!text.contains(secret), "{secret} in --help:\n{text}");
     }
     // Nothing listens on port 1: the error names the server, not the secrets.
-    let out = tidings()
-        .args(["tail", "--connect-timeout", "1s"])
-        .env("NATS_URL", "nats://alice:pw-in-url@127.0.0.1:1")
-        .output()
-        .unwrap();
+    let out = output(
+        tidings()
+            .args(["tail", "--connect-timeout", "1s"])
+            .env("NATS_URL", "nats://alice:pw-in-url@127.0.0.1:1"),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("alice:***@127.0.0.1:1"), "{stderr}");

@@ -4,7 +4,7 @@
 use tidings_conformance::nats_probe::create_stream;
 use tidings_conformance::nats_server::{free_port, NatsServer, ServerOptions};
 
-use crate::common::{run, text, tidings};
+use crate::common::{run, run_cmd, text, tidings};
 
 /// The ✗ lines of a check's output.
 fn failures(stdout: &str) -> Vec<&str> {
@@ -57,11 +57,9 @@ fn check_passes_on_a_good_setup() {
     assert!(stdout.contains("all 9 checks passed"), "{stdout}");
 
     // Core NATS only, the URL from the environment.
-    let out = tidings()
-        .arg("check")
-        .env("NATS_URL", &url)
-        .output()
-        .unwrap();
+    let mut cmd = tidings();
+    cmd.arg("check").env("NATS_URL", &url);
+    let out = run_cmd(cmd);
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("✓ publish: "), "{stdout}");
@@ -108,12 +106,11 @@ fn check_with_wrong_credentials_fails_at_authenticated_without_showing_them() {
     );
 
     // The right ones, from the environment: passes.
-    let out = tidings()
-        .args(["check", "-s", &url])
+    let mut cmd = tidings();
+    cmd.args(["check", "-s", &url])
         .env("NATS_USER", "alice")
-        .env("NATS_PASSWORD", "right-pass")
-        .output()
-        .unwrap();
+        .env("NATS_PASSWORD", "right-pass");
+    let out = run_cmd(cmd);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(!stdout.contains("right-pass") && !stderr.contains("right-pass"));

@@ -27,9 +27,29 @@ pub fn tidings() -> Command {
     cmd
 }
 
-/// Runs the binary to the end (bounded by the command's own behaviour).
+/// How long a command that ends by itself may take in these tests.
+const RUN_WITHIN: Duration = Duration::from_secs(120);
+
+/// Runs `tidings args...` to the end (killed if it takes longer than
+/// [`RUN_WITHIN`]).
 pub fn run(args: &[&str]) -> Output {
-    tidings().args(args).output().expect("run tidings")
+    let mut cmd = tidings();
+    cmd.args(args);
+    run_cmd(cmd)
+}
+
+/// Runs `cmd` to the end (killed if it takes longer than [`RUN_WITHIN`]).
+pub fn run_cmd(cmd: Command) -> Output {
+    let (status, lines, stderr) = Running::start_cmd(cmd).wait_exit(RUN_WITHIN);
+    let mut stdout = lines.join("\n");
+    if !stdout.is_empty() {
+        stdout.push('\n');
+    }
+    Output {
+        status,
+        stdout: stdout.into_bytes(),
+        stderr: stderr.into_bytes(),
+    }
 }
 
 /// stdout and stderr as text, for assertion messages.
@@ -52,8 +72,14 @@ pub struct Running {
 impl Running {
     /// Starts `tidings args...`.
     pub fn start(args: &[&str]) -> Running {
-        let mut child = tidings()
-            .args(args)
+        let mut cmd = tidings();
+        cmd.args(args);
+        Running::start_cmd(cmd)
+    }
+
+    /// Starts `cmd` (made with [`tidings`]).
+    pub fn start_cmd(mut cmd: Command) -> Running {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
