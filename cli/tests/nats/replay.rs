@@ -7,7 +7,7 @@ use std::path::Path;
 
 use tidings::{Report, ReportId};
 use tidings_conformance::nats_probe::{create_stream, stream_arrivals, stream_len};
-use tidings_conformance::nats_server::{free_port, NatsServer};
+use tidings_conformance::nats_server::{free_port, NatsServer, ServerOptions};
 
 use crate::common::{jetstream, report_all, run, summary_counts, text};
 
@@ -168,4 +168,60 @@ fn replay_without_a_usable_server_or_stream_sends_nothing_and_writes_nothing() {
     assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
     assert!(stderr.contains("cannot use stream MISSING"), "{stderr}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn reports_that_cannot_be_sent_go_to_the_failed_file_and_none_is_lost() {
+    // A 512-byte max_payload: a report whose kind alone is larger cannot be
+    // cut to fit (kind is kept whole), so the stream refuses it for good.
+    let server = NatsServer::start_with(ServerOptions {
+        max_payload: Some(512),
+        ..Default::default()
+    });
+    let url = server.url();
+    create_stream(&url, "TIDINGS", "tidings.reports", 1);
+    let mut all = reports(100);
+    let oversized: Vec<Report> = (0..5)
+        .map(|i| Report::error("k".repeat(1000), format!("too large {i}")))
+        .collect();
+    for (i, r) in oversized.iter().enumerate() {
+        all.insert(i * 20, r.clone());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), &all, 1000);
+    let out = run(&[
+        "replay",
+        file.to_str().unwrap(),
+        "-s",
+        &url,
+        "--stream",
+        "TIDINGS",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("outcome: 100 stored, 0 duplicates the stream already had, 5 failed"),
+        "{stdout}"
+    );
+    let [accepted, delivered, spilled, lost, in_flight] = summary_counts(&stdout);
+    assert_eq!(accepted, delivered + spilled + lost + in_flight, "{stdout}");
+    assert_eq!((accepted, delivered, spilled, lost), (105, 100, 5, 0));
+
+    // The failed file holds exactly the five, unchanged.
+    let failed: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("spill.failed-"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{stdout}");
+    assert!(
+        stdout.contains(&failed[0].display().to_string()),
+        "{stdout}"
+    );
+    let (back, bad) = tidings::JsonLinesFile::read(&failed[0]).unwrap();
+    assert_eq!(bad, 0);
+    let back: HashSet<ReportId> = back.iter().map(|r| r.id).collect();
+    let want: HashSet<ReportId> = oversized.iter().map(|r| r.id).collect();
+    assert_eq!(back, want);
+    assert_eq!(stream_len(&url, "TIDINGS"), 100);
 }
