@@ -1,6 +1,5 @@
 //! `tidings spool inspect DIR` and `tidings spool replay DIR --nats URL`.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -8,12 +7,40 @@ use tidings::nats::NatsConfig;
 use tidings::spool::{Spool, SpoolConfig};
 use tidings::{Reporter, SpoolMode};
 
-/// Prints what a spool directory holds, read-only (works while another
-/// process has it open).
-pub fn inspect(dir: &Path) -> Result<(), String> {
+use crate::progress::Progress;
+
+/// Refuses a path that is not a spool directory: one holding the spool's
+/// `LOCK` file or `NNNNNNNNNNNNNNNNNNNN.seg` segment files.
+/// (`Spool::inspect` reads any directory as an empty spool, and opening one
+/// would turn it into a spool.)
+fn require_spool_dir(dir: &Path) -> Result<(), String> {
     if !dir.is_dir() {
         return Err(format!("{} is not a directory", dir.display()));
     }
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let is_spool_file = |name: &str| {
+        name == "LOCK"
+            || name
+                .strip_suffix(".seg")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_str().is_some_and(is_spool_file) {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "{} is not a spool directory (it has no LOCK file and no NNNNNNNNNNNNNNNNNNNN.seg \
+         segment files)",
+        dir.display()
+    ))
+}
+
+/// Prints what a spool directory holds, read-only (works while another
+/// process has it open).
+pub fn inspect(dir: &Path) -> Result<(), String> {
+    require_spool_dir(dir)?;
     let inspection = Spool::inspect(dir).map_err(|e| e.to_string())?;
     print!("{inspection}");
     for seg in &inspection.segments {
@@ -41,23 +68,19 @@ pub fn inspect(dir: &Path) -> Result<(), String> {
 
 /// Options of `tidings spool replay`.
 pub struct ReplayOptions {
-    pub nats: String,
-    pub subject: String,
-    pub jetstream: bool,
+    /// Where to deliver (validated).
+    pub config: NatsConfig,
+    /// Give up after this long without progress.
     pub stall_timeout: Duration,
 }
 
 /// Delivers what the spool holds to NATS (original report ids: a JetStream
-/// stream deduplicates what already arrived), showing progress.
+/// stream deduplicates what already arrived), showing progress on stderr.
+/// True when the spool ended empty.
 pub fn replay(dir: &Path, opts: &ReplayOptions) -> Result<bool, String> {
-    if !dir.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()));
-    }
-    let mut config = NatsConfig::new(opts.nats.clone(), opts.subject.clone());
-    if opts.jetstream {
-        config = config.jetstream();
-    }
-    let sink = tidings::blocking::NatsSink::connect(config).map_err(|e| e.to_string())?;
+    require_spool_dir(dir)?;
+    let sink = tidings::blocking::NatsSink::connect(opts.config.clone())
+        .map_err(|e| format!("{}: {}", crate::conn::flag_of(e.field()), e.problem()))?;
     let (reporter, guard) = tidings::blocking::start(
         Reporter::builder()
             .service("tidings-spool-replay")
@@ -68,24 +91,26 @@ pub fn replay(dir: &Path, opts: &ReplayOptions) -> Result<bool, String> {
     let pending = |r: &Reporter| r.stats().spool.map_or(0, |s| s.pending);
     let total = reporter.stats().spool.map_or(0, |s| s.recovered);
     println!("replaying {total} report(s) from {}", dir.display());
+    let mut progress = Progress::new("spool replay", total, "reports");
     let mut last_progress = Instant::now();
     let mut last_left = u64::MAX;
     let done = loop {
         let left = pending(&reporter);
         let sent = total.saturating_sub(left);
-        draw(sent, total);
+        progress.set(sent, "");
         if left == 0 {
+            progress.finish(sent, "");
             break true;
         }
         if left < last_left {
             last_left = left;
             last_progress = Instant::now();
         } else if last_progress.elapsed() >= opts.stall_timeout {
+            progress.finish(sent, "stalled");
             break false;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    println!();
     let summary = guard.shutdown();
     let spool = summary.stats.spool.clone().unwrap_or_default();
     if done {
@@ -107,15 +132,4 @@ pub fn replay(dir: &Path, opts: &ReplayOptions) -> Result<bool, String> {
         );
     }
     Ok(done)
-}
-
-fn draw(sent: u64, total: u64) {
-    const WIDTH: u64 = 40;
-    let filled = (sent * WIDTH).checked_div(total).unwrap_or(WIDTH);
-    let pct = (sent * 100).checked_div(total).unwrap_or(100);
-    let bar: String = (0..WIDTH)
-        .map(|i| if i < filled { '#' } else { '.' })
-        .collect();
-    print!("\r  [{bar}] {sent}/{total} ({pct}%)");
-    let _ = std::io::stdout().flush();
 }

@@ -1,0 +1,336 @@
+//! Connection settings shared by the commands that talk to NATS, with the
+//! `nats` CLI's flag and environment names, and a direct async-nats
+//! connection for `tail` and `check` whose failures say what went wrong
+//! (unreachable, credentials refused, TLS) without ever showing a secret.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::{Client, ConnectErrorKind, ConnectOptions, Event, ServerAddr};
+use clap::Args;
+use tidings::nats::{redact_url, Credentials, NatsConfig, Secret};
+
+use crate::Failure;
+
+/// The server used when neither --server nor NATS_URL says otherwise
+/// (`tail`, `check`, `replay`; `spool replay` requires one).
+pub const DEFAULT_SERVER: &str = "nats://127.0.0.1:4222";
+
+/// How to reach and authenticate to NATS.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Connection (flags or the nats CLI's environment variables)")]
+pub struct ConnectionArgs {
+    /// NATS server URL(s), comma-separated: nats://host:port, tls://host:port
+    /// or host:port [default: nats://127.0.0.1:4222; spool replay requires one]
+    #[arg(
+        short = 's',
+        long = "server",
+        visible_alias = "nats",
+        env = "NATS_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub server: Option<String>,
+    /// User name (with --password).
+    #[arg(long, env = "NATS_USER", hide_env_values = true, value_name = "USER",
+          requires = "password", conflicts_with_all = ["token", "creds"])]
+    pub user: Option<String>,
+    /// Password (with --user); never printed.
+    #[arg(
+        long,
+        env = "NATS_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD",
+        requires = "user"
+    )]
+    pub password: Option<String>,
+    /// Token; never printed.
+    #[arg(
+        long,
+        env = "NATS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        conflicts_with = "creds"
+    )]
+    pub token: Option<String>,
+    /// A .creds file (JWT and NKey seed); its content is never printed.
+    #[arg(long, env = "NATS_CREDS", hide_env_values = true, value_name = "FILE")]
+    pub creds: Option<PathBuf>,
+    /// How long to wait for the server when connecting (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+/// Parses a duration such as `5s`, `500ms`, `10m`.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(v)
+        .map_err(|e| format!("expected a duration such as 5s, 500ms or 10m ({e})"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+impl ConnectionArgs {
+    /// The server URL(s) to use: --server / NATS_URL, else the default.
+    pub fn server_or_default(&self) -> String {
+        self.server
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SERVER.to_owned())
+    }
+
+    /// The credentials the flags name.
+    pub fn credentials(&self) -> Credentials {
+        if let Some(token) = &self.token {
+            Credentials::Token(Secret::new(token.clone()))
+        } else if let (Some(user), Some(password)) = (&self.user, &self.password) {
+            Credentials::UserPassword {
+                user: user.clone(),
+                password: Secret::new(password.clone()),
+            }
+        } else if let Some(path) = &self.creds {
+            Credentials::CredsFile(path.clone())
+        } else {
+            Credentials::None
+        }
+    }
+
+    /// Validated settings for a tidings NATS sink publishing on `subject`;
+    /// errors name the flag at fault.
+    pub fn nats_config(
+        &self,
+        servers: &str,
+        subject: &str,
+        jetstream: bool,
+    ) -> Result<NatsConfig, Failure> {
+        let mut urls = servers
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        let first = urls
+            .next()
+            .ok_or_else(|| Failure::usage("--server: no server URL given"))?;
+        let mut config = NatsConfig::new(first, subject);
+        for url in urls {
+            config = config.server(url);
+        }
+        config = config.credentials(self.credentials());
+        config.connect_timeout = self.connect_timeout;
+        config.client_name = "tidings-cli".to_owned();
+        if jetstream {
+            config = config.jetstream();
+        }
+        config.validate().map_err(|e| {
+            Failure::usage(format!(
+                "{}: {}",
+                flag_of(e.field()),
+                self.redact(e.problem())
+            ))
+        })?;
+        Ok(config)
+    }
+
+    /// `text` with any password or token in it replaced by `***`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for secret in [&self.password, &self.token].into_iter().flatten() {
+            if !secret.is_empty() {
+                out = out.replace(secret.as_str(), "***");
+            }
+        }
+        out
+    }
+
+    /// How the flags authenticate, for messages (no secret).
+    pub fn auth_description(&self) -> String {
+        match self.credentials() {
+            Credentials::None => "no credentials".to_owned(),
+            Credentials::Token(_) => "a token".to_owned(),
+            Credentials::UserPassword { user, .. } => format!("user {user:?}"),
+            Credentials::CredsFile(path) => format!("credentials file {}", path.display()),
+        }
+    }
+}
+
+/// The command-line flag behind one of [`NatsConfig::validate`]'s field names.
+pub fn flag_of(field: &str) -> &'static str {
+    match field {
+        "nats.url" => "--server",
+        "nats.subject" => "--subject",
+        "nats.credentials" => "--creds",
+        "nats.ensure_stream" => "--stream",
+        "nats.connect_timeout" => "--connect-timeout",
+        _ => "NATS settings",
+    }
+}
+
+/// Why a connection could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectProblem {
+    /// Nothing answered (refused, timed out, DNS).
+    Unreachable,
+    /// The server answered and refused the credentials.
+    Auth,
+    /// The TLS handshake failed.
+    Tls,
+}
+
+/// A failed connection attempt: what kind, and a message without secrets.
+#[derive(Debug)]
+pub struct ConnectFailure {
+    /// What kind of failure.
+    pub problem: ConnectProblem,
+    /// What async-nats said, secrets removed.
+    pub message: String,
+}
+
+impl ConnectFailure {
+    /// As a command failure (exit code 3), with what to change.
+    pub fn into_failure(self, config: &NatsConfig, args: &ConnectionArgs) -> Failure {
+        let servers = config.redacted_servers().join(",");
+        Failure::nats(match self.problem {
+            ConnectProblem::Unreachable => format!(
+                "cannot connect to {servers}: {}; is nats-server running there? \
+                 (set it with --server or NATS_URL)",
+                self.message
+            ),
+            ConnectProblem::Auth => format!(
+                "{servers} refused {}: {}; check --user/--password, --token or --creds \
+                 (NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_CREDS)",
+                args.auth_description(),
+                self.message
+            ),
+            ConnectProblem::Tls => format!("TLS with {servers} failed: {}", self.message),
+        })
+    }
+}
+
+/// What to do with the connection's events.
+pub type EventHook = Box<dyn Fn(Event) + Send + Sync>;
+
+/// Connects once (no retry of the first connection): the client, or why
+/// not. After it connected, the client reconnects for ever. `on_event` sees
+/// the connection's events (disconnected, reconnected).
+pub async fn connect(
+    config: &NatsConfig,
+    args: &ConnectionArgs,
+    on_event: Option<EventHook>,
+) -> Result<Result<Client, ConnectFailure>, Failure> {
+    let mut servers = Vec::with_capacity(config.servers.len());
+    for url in &config.servers {
+        let addr: ServerAddr = url.parse().map_err(|_| {
+            Failure::usage(format!(
+                "--server: {:?} is not a NATS server address",
+                redact_url(url)
+            ))
+        })?;
+        servers.push(addr);
+    }
+    let mut options = ConnectOptions::new()
+        .name(&config.client_name)
+        .connection_timeout(config.connect_timeout)
+        .max_reconnects(None);
+    if let Some(hook) = on_event {
+        options = options.event_callback(move |event| {
+            hook(event);
+            std::future::ready(())
+        });
+    }
+    options = match &config.credentials {
+        Credentials::None => options,
+        Credentials::Token(token) => options.token(token.expose().to_owned()),
+        Credentials::UserPassword { user, password } => {
+            options.user_and_password(user.clone(), password.expose().to_owned())
+        }
+        Credentials::CredsFile(path) => options.credentials_file(path).await.map_err(|e| {
+            // The kind only: a parse error could quote the file.
+            Failure::usage(format!(
+                "--creds: cannot use credentials file {}: {:?}",
+                path.display(),
+                e.kind()
+            ))
+        })?,
+    };
+    Ok(match options.connect(servers).await {
+        Ok(client) => Ok(client),
+        Err(e) => {
+            let problem = match e.kind() {
+                ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
+                    ConnectProblem::Auth
+                }
+                ConnectErrorKind::Tls => ConnectProblem::Tls,
+                _ => ConnectProblem::Unreachable,
+            };
+            Err(ConnectFailure {
+                problem,
+                message: args.redact(&e.to_string()),
+            })
+        }
+    })
+}
+
+/// A multi-thread tokio runtime for one command.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::usage(format!("cannot start a tokio runtime: {e}")))
+}
+
+/// True when a NATS subject pattern (`*` one token, `>` the rest) matches
+/// the literal `subject`, or, when `subject` has wildcards too, matches
+/// everything it can match.
+pub fn subject_matches(pattern: &str, subject: &str) -> bool {
+    let mut p = pattern.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (p.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(t)) if t != ">" => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_patterns() {
+        assert!(subject_matches("tidings.reports", "tidings.reports"));
+        assert!(subject_matches("tidings.>", "tidings.reports"));
+        assert!(subject_matches("tidings.>", "tidings.reports.error.db"));
+        assert!(subject_matches("tidings.*", "tidings.reports"));
+        assert!(subject_matches("tidings.reports.>", "tidings.reports.>"));
+        assert!(subject_matches("tidings.reports.>", "tidings.reports.*"));
+        assert!(!subject_matches("tidings.*", "tidings.reports.error"));
+        assert!(!subject_matches("tidings.reports.>", "tidings.reports"));
+        assert!(!subject_matches("tidings.reports", "tidings.reports.>"));
+        assert!(!subject_matches("tidings.*", "tidings.>"));
+        assert!(!subject_matches("other", "tidings.reports"));
+    }
+
+    #[test]
+    fn secrets_are_redacted_from_messages() {
+        let args = ConnectionArgs {
+            server: None,
+            user: Some("alice".into()),
+            password: Some("hunter2".into()),
+            token: None,
+            creds: None,
+            connect_timeout: Duration::from_secs(1),
+        };
+        assert_eq!(args.redact("bad password hunter2!"), "bad password ***!");
+        assert!(!args.auth_description().contains("hunter2"));
+        let e = args
+            .nats_config("http://alice:hunter2@127.0.0.1:1", "a.b", false)
+            .unwrap_err();
+        assert!(e.message.starts_with("--server: "), "{}", e.message);
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
+    }
+}

@@ -1,0 +1,7 @@
+//! `tidings tail`, `check` and `replay` against real nats-server processes
+//! (random loopback ports, killed on drop).
+
+mod check;
+mod common;
+mod replay;
+mod tail;
