@@ -260,7 +260,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, Failure> {
     );
 
     let sink = rt
-        .block_on(tidings::tokio::AsyncNatsSink::connect(config.clone()))
+        .block_on(tidings::tokio::NatsSink::connect(config.clone()))
         .map_err(|e| Failure::usage(format!("{}: {}", conn::flag_of(e.field()), e.problem())))?;
     let builder = Reporter::builder()
         .sink(sink)
