@@ -91,7 +91,7 @@ pub struct SpoolSummary {
 }
 
 pub(crate) struct Durable {
-    pub(crate) spool: Spool,
+    spool: Spool,
     pub(crate) mode: SpoolMode,
     /// Records with an id below this predate this run: all replayable.
     boundary: u64,
@@ -129,6 +129,16 @@ impl Durable {
 
     pub(crate) fn location(&self) -> String {
         format!("spool {}", self.spool.dir().display())
+    }
+
+    /// Up to `limit` pending records after `cursor`, oldest first, with
+    /// their reports (read back from disk a page at a time).
+    pub(crate) fn pending_after(
+        &self,
+        cursor: Option<RecordId>,
+        limit: usize,
+    ) -> Vec<(RecordId, Report)> {
+        self.spool.pending_after(cursor, limit)
     }
 
     /// Makes what the spool holds durable (per its sync policy's promise).

@@ -7,6 +7,9 @@
 //! The reporter chains the configured fallback with [`Stderr`]: if the
 //! configured fallback fails (disk full, permission denied), the report is
 //! written to stderr instead; only if that fails too is it counted as *lost*.
+//!
+//! The same file is the embedded default sink when no NATS server is
+//! configured: [`JsonLinesSink`](crate::JsonLinesSink), in `file_sink.rs`.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -14,7 +17,6 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::report::Report;
-use crate::sink::{Ack, Batch, Sink, SinkError, SinkFuture};
 use crate::sync::{lock, Mutex};
 
 /// A synchronous, local place to put reports that could not be delivered.
@@ -70,6 +72,11 @@ impl FallbackError {
     /// in most errors.
     pub fn take_orphaned(&mut self) -> Vec<Report> {
         std::mem::take(&mut self.orphaned)
+    }
+
+    /// The orphaned reports, borrowed (see [`FallbackError::take_orphaned`]).
+    pub(crate) fn orphaned(&self) -> &[Report] {
+        &self.orphaned
     }
 
     fn with_orphaned(mut self, orphaned: Vec<Report>) -> Self {
@@ -350,68 +357,5 @@ impl Fallback for Stderr {
             .lock()
             .write_all(&buf)
             .map_err(|e| FallbackError::new("stderr", e))
-    }
-}
-
-/// The JSON-lines file as a primary [`Sink`]: the embedded default when no
-/// NATS server is configured. Its name is `"file"`; its ack is
-/// [`Ack::Written`].
-#[derive(Debug)]
-pub struct JsonLinesSink {
-    file: JsonLinesFile,
-}
-
-impl JsonLinesSink {
-    /// A sink appending to `path` (created if needed).
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, FallbackError> {
-        Ok(JsonLinesSink {
-            file: JsonLinesFile::open(path)?,
-        })
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        self.file.path()
-    }
-}
-
-impl Sink for JsonLinesSink {
-    fn name(&self) -> &str {
-        "file"
-    }
-
-    fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a, Vec<Result<Ack, SinkError>>> {
-        let reports: Vec<&Report> = batch.iter().collect();
-        let result = match self.file.append(&reports) {
-            Ok(()) => vec![Ok(Ack::Written); batch.len()],
-            Err(e) => {
-                rescue_orphans(e.orphaned.as_slice());
-                SinkError::unavailable(e.to_string()).for_all(batch.len())
-            }
-        };
-        Box::pin(std::future::ready(result))
-    }
-
-    fn flush(&self) -> SinkFuture<'_, Result<(), SinkError>> {
-        let result = self.file.flush().map_err(|e| {
-            rescue_orphans(e.orphaned.as_slice());
-            SinkError::unavailable(e.to_string())
-        });
-        Box::pin(std::future::ready(result))
-    }
-}
-
-/// Reports the file sink had delivered into a file that was deleted and
-/// cannot be restored: written to stderr, the only place left.
-fn rescue_orphans(orphaned: &[Report]) {
-    if orphaned.is_empty() {
-        return;
-    }
-    let reports: Vec<&Report> = orphaned.iter().collect();
-    if Stderr.spill(&reports).is_err() {
-        eprintln!(
-            "tidings: LOST {} report(s) delivered to a file that was deleted",
-            reports.len()
-        );
     }
 }

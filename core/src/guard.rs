@@ -1,14 +1,37 @@
-//! The guard every adapter hands out with its reporter: it holds a
-//! [`Reporter`] handle and ends the reporter exactly once — by an explicit
-//! shutdown, or when dropped. Adapters wrap [`Guard`] in a type of their own
-//! (their docs, their `#[must_use]` text, a sync or async `shutdown`) and
-//! say, through [`EndSynchronously`], how their runtime may be waited on
-//! from synchronous code; the bookkeeping lives here once.
+//! The guard every adapter hands out with its reporter: one type,
+//! [`Guard`], with the same methods and the same meaning on every runtime.
+//! It holds a [`Reporter`] handle and ends the reporter exactly once — by
+//! an explicit shutdown, or when dropped. An adapter's `Guard` is this type
+//! for its runtime (`tidings_tokio::Guard = Guard<TokioRuntime>`, …); the
+//! one thing an adapter says is how its runtime may be waited on from
+//! synchronous code ([`EndSynchronously`]).
+//!
+//! | method | meaning (every adapter) |
+//! |---|---|
+//! | `guard.shutdown().await` | the shutdown protocol with the configured deadline, awaited (any executor) |
+//! | `guard.shutdown_within(d).await` | the same with deadline `d` |
+//! | `guard.shutdown_blocking()` | the protocol from synchronous code, as dropping the guard does, returning the summary |
+//! | `guard.shutdown_blocking_within(d)` | the same with deadline `d` |
+//! | `guard.detach()` | give up the guard: the reporter ends with its last handle, or its runtime |
+//! | `drop(guard)` | `shutdown_blocking()`, summary discarded |
+//! | `guard.reporter()`, `guard.runtime()` | the handle it holds, the runtime the worker runs on (`runtime().live_tasks()`: a leak check) |
+//!
+//! What ending synchronously does on each runtime:
+//!
+//! | runtime | `shutdown_blocking()` / drop |
+//! |---|---|
+//! | blocking (a thread) | waits for the protocol (at most deadline + grace), then up to 500 ms for the worker thread to exit; a thread stuck in a sink is detached, never joined without a limit |
+//! | smol | waits for the protocol on the wall clock; if the dropping thread is the only one driving the executor, the worker cannot run meanwhile: everything left is spilled at the deadline (prefer `shutdown().await` there) |
+//! | tokio, multi-thread | `block_in_place`, then waits for the protocol: drains fully |
+//! | tokio, current-thread (or its blocking pool) | spills everything at once (`close_now`) rather than block the thread its worker needs |
+//! | tokio, outside any runtime | waits on the wall clock |
+//! | any, while unwinding from a panic (tokio) | spills at once |
 
 use std::fmt;
 use std::time::Duration;
 
-use crate::reporter::{BuildError, Reporter, ReporterBuilder};
+use crate::builder::{BuildError, ReporterBuilder};
+use crate::reporter::Reporter;
 use crate::runtime::Runtime;
 use crate::stats::ShutdownSummary;
 
@@ -31,6 +54,10 @@ pub trait EndSynchronously: Runtime + Clone + fmt::Debug {
 /// [`shutdown_blocking`](Guard::shutdown_blocking), or on drop (through
 /// [`EndSynchronously`] with the configured deadline). While it lives,
 /// dropping every other handle does not tear the reporter down.
+///
+/// Hold it for as long as the program reports — typically in `main`. See
+/// the [module docs](self) for what each ending does on each runtime.
+#[must_use = "dropping the guard shuts the reporter down at once; bind it: `let (reporter, _guard) = ...`"]
 pub struct Guard<R: EndSynchronously> {
     /// `None` once consumed (shut down or detached): `Drop` does nothing.
     reporter: Option<Reporter>,

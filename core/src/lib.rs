@@ -111,41 +111,52 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod builder;
 mod config;
 pub mod context;
 mod diagnostics;
 mod durable;
 mod entry;
 mod fallback;
+mod file_sink;
 pub mod guard;
+mod health;
+mod intake;
+mod lifecycle;
 pub mod nats;
+mod replay;
 mod report;
 mod reporter;
 mod runtime;
+mod settle;
 mod shared;
 mod sink;
+mod spill;
 pub mod spool;
 mod stats;
 mod sync;
+#[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 mod worker;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
 
+pub use builder::{BuildError, ReporterBuilder, DEFAULT_REPORTS_FILE};
 pub use config::{ConfigError, Late, Overflow, RetryPolicy};
 pub use diagnostics::Diagnostic;
 pub use durable::{SpoolMode, SpoolSummary};
 pub use entry::{Outcome, Receipt, SinkOutcome, SinkResult, SpillReason, Status};
-pub use fallback::{Fallback, FallbackError, JsonLinesFile, JsonLinesSink, Stderr, STDERR_PREFIX};
+pub use fallback::{Fallback, FallbackError, JsonLinesFile, Stderr, STDERR_PREFIX};
+pub use file_sink::JsonLinesSink;
+pub use guard::{EndSynchronously, Guard};
+pub use intake::{Refused, RefusedReason};
+pub use lifecycle::Phase;
 pub use report::{
     Encoded, InvalidReportId, Report, ReportId, Severity, Source, Timestamp, TooLarge,
     SCHEMA_VERSION,
 };
-pub use reporter::{
-    BuildError, Observer, Refused, RefusedReason, Reporter, ReporterBuilder, DEFAULT_REPORTS_FILE,
-};
-pub use runtime::{BoxSleep, BoxTask, Runtime, SpawnError};
-pub use shared::Phase;
+pub use reporter::{Observer, Reporter};
+pub use runtime::{BoxSleep, BoxTask, LiveTask, LiveTasks, Runtime, SpawnError};
 pub use sink::{Ack, Batch, Sink, SinkError, SinkErrorKind, SinkFuture};
 pub use stats::{Ending, ShutdownSummary, SinkStats, SpillDestination, Stats};

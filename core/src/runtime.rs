@@ -78,3 +78,96 @@ impl fmt::Display for SpawnError {
 }
 
 impl std::error::Error for SpawnError {}
+
+/// Counts an adapter's live tasks: spawned, and neither finished nor
+/// dropped. Every adapter's runtime keeps one, so "no task left behind"
+/// means the same thing, and is checked the same way, on every runtime.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use tidings_core::LiveTasks;
+///
+/// let live = LiveTasks::default();
+/// let task = live.start();
+/// assert_eq!(live.count(), 1);
+/// // Still running: waiting for none times out.
+/// assert!(!live.wait_until_none(Instant::now() + Duration::from_millis(10)));
+/// drop(task); // finished, or dropped by its runtime
+/// assert_eq!(live.count(), 0);
+/// assert!(live.wait_until_none(Instant::now()));
+/// ```
+#[derive(Clone, Default)]
+pub struct LiveTasks {
+    inner: std::sync::Arc<LiveInner>,
+}
+
+#[derive(Default)]
+struct LiveInner {
+    count: std::sync::atomic::AtomicUsize,
+    ended: event_listener::Event,
+}
+
+/// One live task of a [`LiveTasks`]: counted until dropped. Hold it in the
+/// task (or its wrapper) so that finishing, panicking and being dropped by
+/// the runtime all end the count.
+pub struct LiveTask {
+    inner: std::sync::Arc<LiveInner>,
+}
+
+impl LiveTasks {
+    /// Counts one more live task until the returned token is dropped.
+    pub fn start(&self) -> LiveTask {
+        self.inner
+            .count
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        LiveTask {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Tasks started and not yet ended.
+    pub fn count(&self) -> usize {
+        self.inner.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Blocks until no task is live or `deadline` passes; true when none
+    /// is. Never waits past the deadline.
+    pub fn wait_until_none(&self, deadline: Instant) -> bool {
+        use event_listener::Listener;
+        loop {
+            if self.count() == 0 {
+                return true;
+            }
+            let listener = self.inner.ended.listen();
+            if self.count() == 0 {
+                return true;
+            }
+            if listener.wait_deadline(deadline).is_none() {
+                return self.count() == 0;
+            }
+        }
+    }
+}
+
+impl fmt::Debug for LiveTasks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveTasks")
+            .field("count", &self.count())
+            .finish()
+    }
+}
+
+impl Drop for LiveTask {
+    fn drop(&mut self) {
+        self.inner
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.ended.notify(usize::MAX);
+    }
+}
+
+impl fmt::Debug for LiveTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LiveTask")
+    }
+}

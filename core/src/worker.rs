@@ -16,7 +16,8 @@
 //! 4. **Summary** — counters frozen into the [`ShutdownSummary`](crate::ShutdownSummary).
 //!
 //! If the runtime drops this future at any await point, [`WorkerGuard`] and
-//! [`InFlightBatch`] spill what it held, synchronously (G6).
+//! [`InFlightBatch`] spill what it held, synchronously: a runtime torn down
+//! under a reporter loses nothing.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -29,13 +30,14 @@ use futures::future::{self, Either};
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 
-use crate::durable::Durable;
-use crate::entry::{Entry, SinkOutcome, SinkResult, SpillReason, StatusKind};
-use crate::report::Report;
+use crate::entry::{Entry, SinkOutcome, SinkResult, SpillReason};
+use crate::health::{Admit, SinkState};
+use crate::lifecycle::Phase;
+use crate::replay::{maybe_start_replay, ReplayTask};
 use crate::runtime::BoxSleep;
-use crate::shared::{Admit, InFlightBatch, Phase, Shared, SinkState};
+use crate::settle::InFlightBatch;
+use crate::shared::Shared;
 use crate::sink::{Ack, Batch, SinkError, SinkErrorKind};
-use crate::spool::RecordId;
 use crate::stats::{add, inc, Ending};
 use crate::sync::Arc;
 
@@ -74,12 +76,12 @@ pub(crate) fn run(shared: Arc<Shared>) -> impl Future<Output = ()> + Send + 'sta
 async fn work(shared: Arc<Shared>, guard: WorkerGuard) {
     // Bound first so it is dropped last, after any in-flight batches.
     let _guard = guard;
-    let rx = shared.rx.clone();
+    let rx = shared.queue.receiver();
     let mut recv = Box::pin(rx.recv());
     let mut running: FuturesUnordered<BatchTask> = FuturesUnordered::new();
     let mut phase_listener: Option<EventListener> = None;
     let mut deadline_timer: Option<BoxSleep> = None;
-    let mut replay: Option<BatchTask> = None;
+    let mut replay: Option<ReplayTask> = None;
     let mut queue_done = false;
     let max_running = shared.config.max_concurrent_batches;
 
@@ -112,7 +114,7 @@ async fn work(shared: Arc<Shared>, guard: WorkerGuard) {
                 }
                 match phase_listener.as_mut() {
                     // Listen, then loop to re-check: no missed change.
-                    None => phase_listener = Some(shared.phase_changed.listen()),
+                    None => phase_listener = Some(shared.lifecycle.changed.listen()),
                     Some(listener) => match Pin::new(listener).poll(cx) {
                         Poll::Ready(()) => phase_listener = None,
                         Poll::Pending => break,
@@ -184,12 +186,12 @@ fn start_batch(shared: &Arc<Shared>, first: Arc<Entry>) -> Option<BatchTask> {
     let mut entries = Vec::with_capacity(shared.config.max_batch.min(1024));
     entries.push(first);
     while entries.len() < shared.config.max_batch {
-        match shared.rx.try_recv() {
-            Ok(e) => entries.push(e),
-            Err(_) => break,
+        match shared.queue.try_take() {
+            Some(e) => entries.push(e),
+            None => break,
         }
     }
-    shared.space.notify(entries.len());
+    shared.queue.took(entries.len());
     let in_flight = Shared::register(shared, Batch::new(entries))?;
     Some(Box::pin(deliver_batch(shared.clone(), in_flight)))
 }
@@ -217,27 +219,12 @@ async fn deliver_batch(shared: Arc<Shared>, in_flight: InFlightBatch) {
             })
             .collect()
     };
-    let mut failed = Vec::new();
-    let mut delivered_records = Vec::new();
-    let mut delivered = 0u64;
-    for (i, entry) in batch.entries.iter().enumerate() {
-        let all_took_it = per_sink
+    let (took, failed): (Vec<usize>, Vec<usize>) = (0..batch.len()).partition(|&i| {
+        per_sink
             .iter()
-            .all(|results| matches!(results[i], SinkResult::Delivered(_)));
-        if all_took_it {
-            if shared.settle_delivered_uncounted(entry, || outcomes(i)) {
-                delivered += 1;
-                delivered_records.extend(entry.record);
-            }
-        } else {
-            failed.push(i);
-        }
-    }
-    shared.count_delivered(delivered);
-    // Written ahead and now delivered: the spool may let them go.
-    if let Some(d) = &shared.durable {
-        d.ack(&delivered_records);
-    }
+            .all(|results| matches!(results[i], SinkResult::Delivered(_)))
+    });
+    shared.settle_delivered(batch, took.into_iter(), &outcomes);
     if !failed.is_empty() {
         let only_skipped = failed.iter().all(|&i| {
             per_sink
@@ -256,7 +243,11 @@ async fn deliver_batch(shared: Arc<Shared>, in_flight: InFlightBatch) {
 }
 
 /// Delivers `batch` to one sink with retry; one result per report.
-async fn deliver_to_sink(shared: &Shared, sink: &SinkState, batch: &Batch) -> Vec<SinkResult> {
+pub(crate) async fn deliver_to_sink(
+    shared: &Shared,
+    sink: &SinkState,
+    batch: &Batch,
+) -> Vec<SinkResult> {
     let policy = shared.config.retry;
     let mut results: Vec<Option<SinkResult>> = vec![None; batch.len()];
     let mut pending: Vec<usize> = (0..batch.len()).collect();
@@ -420,152 +411,5 @@ async fn close_sinks(shared: &Shared) {
     let closing = pin!(closing);
     if let Either::Right(_) = future::select(closing, shared.runtime.sleep_until(bound)).await {
         shared.log(format_args!("closing the sinks took too long; abandoned"));
-    }
-}
-
-/// Starts a replay pass of the spool when there may be something to replay,
-/// none is running and intake is open. A pass that fails waits out the
-/// probe interval before it ends, so while a sink stays down passes double
-/// as its periodic probe — spooled reports go out once it is back even if
-/// nothing new is reported.
-fn maybe_start_replay(shared: &Arc<Shared>, replay: &mut Option<BatchTask>) {
-    let Some(durable) = &shared.durable else {
-        return;
-    };
-    if replay.is_some() || shared.phase() != Phase::Running || !durable.take_dirty() {
-        return;
-    }
-    let shared = shared.clone();
-    *replay = Some(Box::pin(async move {
-        let Some(durable) = &shared.durable else {
-            return; // checked above; the task owns its own handle
-        };
-        if !replay_pass(&shared, durable).await {
-            // Try again; the records stay in the spool meanwhile.
-            durable.mark_dirty();
-        }
-    }));
-}
-
-/// Sends what the spool holds for replay to the sinks, oldest first, in
-/// batches; acknowledges what every sink took. A record no replay can ever
-/// deliver (refused for good by a sink, see [`Undeliverable`]) is moved to
-/// the next fallback, so one poison record neither holds up the records
-/// behind it nor pins the spool's disk space. Returns false at the first
-/// batch with a record to try again (the rest waits for a later pass).
-async fn replay_pass(shared: &Shared, durable: &Durable) -> bool {
-    let mut cursor = None;
-    loop {
-        let chunk = durable.spool.pending_after(cursor, shared.config.max_batch);
-        let Some(&(last, _)) = chunk.last() else {
-            return true;
-        };
-        cursor = Some(last);
-        let (records, reports): (Vec<_>, Vec<_>) = chunk
-            .into_iter()
-            .filter(|(id, _)| durable.is_replayable(*id))
-            .unzip();
-        if reports.is_empty() {
-            continue;
-        }
-        let batch = Batch::from_reports(reports);
-        let per_sink: Vec<Vec<SinkResult>> = future::join_all(
-            shared
-                .sinks
-                .iter()
-                .map(|sink| deliver_to_sink(shared, sink, &batch)),
-        )
-        .await;
-        let mut delivered = Vec::new();
-        let mut undeliverable = Undeliverable::default();
-        let mut try_again = 0;
-        for (i, id) in records.iter().enumerate() {
-            let results = || per_sink.iter().map(|results| &results[i]);
-            if results().all(|r| matches!(r, SinkResult::Delivered(_))) {
-                delivered.push(*id);
-            } else if let Some(e) = Undeliverable::refusal(results()) {
-                undeliverable.add(*id, i, e);
-            } else {
-                try_again += 1;
-            }
-        }
-        durable.ack(&delivered);
-        durable.count_replayed(delivered.len() as u64);
-        if !undeliverable.records.is_empty() && !undeliverable.move_out(shared, durable, &batch) {
-            try_again += undeliverable.records.len();
-        }
-        if try_again > 0 {
-            shared
-                .runtime
-                .sleep(shared.config.retry.probe_interval)
-                .await;
-            return false;
-        }
-    }
-}
-
-/// Replayed records that no replay can ever deliver: every sink either took
-/// the report or refused it with a permanent error (not
-/// [`retryable`](crate::SinkError::is_retryable): too large, not permitted,
-/// malformed), and at least one refused it.
-#[derive(Default)]
-struct Undeliverable {
-    /// Record ids, and each one's index in the batch.
-    records: Vec<(RecordId, usize)>,
-    /// The first refusal, for the log line.
-    first_error: Option<String>,
-}
-
-impl Undeliverable {
-    /// The permanent refusal among one record's per-sink results, if every
-    /// result is a delivery or a permanent refusal.
-    fn refusal<'r>(mut results: impl Iterator<Item = &'r SinkResult>) -> Option<String> {
-        let mut refusal = None;
-        let settled_for_good = results.all(|r| match r {
-            SinkResult::Delivered(_) => true,
-            SinkResult::Failed(e) if !e.is_retryable() => {
-                refusal.get_or_insert_with(|| e.to_string());
-                true
-            }
-            _ => false,
-        });
-        if settled_for_good {
-            refusal
-        } else {
-            None
-        }
-    }
-
-    fn add(&mut self, id: RecordId, index: usize, error: String) {
-        self.records.push((id, index));
-        self.first_error.get_or_insert(error);
-    }
-
-    /// Writes the reports to the next fallback and, once they are there,
-    /// takes their records out of the spool. False if the fallback chain
-    /// failed too: they stay in the spool (kept, never dropped).
-    fn move_out(&self, shared: &Shared, durable: &Durable, batch: &Batch) -> bool {
-        let reports: Vec<&Report> = self
-            .records
-            .iter()
-            .filter_map(|&(_, i)| batch.get(i))
-            .collect();
-        let n = self.records.len();
-        let why = self.first_error.as_deref().unwrap_or("refused");
-        let (kind, to) = shared.spill_to_fallback(&reports);
-        if kind == StatusKind::Lost {
-            shared.log(format_args!(
-                "{n} spooled report(s) no sink will ever take ({why}) stay in the spool: \
-                 the fallback failed too ({to})"
-            ));
-            return false;
-        }
-        let ids: Vec<RecordId> = self.records.iter().map(|&(id, _)| id).collect();
-        durable.ack(&ids);
-        durable.count_moved_to_fallback(n as u64, &to);
-        shared.log(format_args!(
-            "{n} spooled report(s) no sink will ever take ({why}): moved to {to}"
-        ));
-        true
     }
 }

@@ -1,0 +1,330 @@
+//! Intake: the one way into a reporter.
+//!
+//! Every entry point — [`Reporter::report`](crate::Reporter::report), its
+//! blocking wait for room under [`Overflow::Block`], and
+//! [`Reporter::report_async`](crate::Reporter::report_async) — goes through
+//! one [`Admission`]. An admission counts its report *in flight* the moment
+//! it is created, before anyone else can see the report, and then ends in
+//! exactly one of three ways, each of which settles the counters itself:
+//!
+//! * **queued** — offered to the queue and taken: counted *accepted*; from
+//!   here the worker settles it;
+//! * **spilled at the door** (queue full with [`Overflow::Spill`], or intake
+//!   closed with [`Late::Spill`]): counted *accepted* and settled as
+//!   *spilled* at once;
+//! * **refused** ([`Overflow::Reject`], a [`Overflow::Block`] timeout,
+//!   [`Late::Refuse`]): the in-flight count is taken back, a write-ahead
+//!   record released, and the report handed back in [`Refused`].
+//!
+//! An admission dropped without ending (a panic between two of these lines)
+//! takes its counts back in `Drop`: the identity
+//! `accepted == delivered + spilled + lost + in_flight` does not depend on
+//! every caller getting every path right. The queue itself ([`Queue`]) is a
+//! bounded async-channel with both a sync and an async end, usable from any
+//! thread.
+
+use std::fmt;
+use std::time::Instant;
+
+use async_channel::{Receiver, Sender, TrySendError};
+use event_listener::{Event, EventListener, Listener};
+use futures::future::{self, Either};
+
+use crate::config::{Late, Overflow};
+use crate::entry::{Entry, Receipt, SpillReason};
+use crate::report::Report;
+use crate::shared::Shared;
+use crate::stats::inc;
+use crate::sync::{Arc, Ordering};
+
+/// The bounded queue between intake and the worker.
+pub(crate) struct Queue {
+    tx: Sender<Arc<Entry>>,
+    rx: Receiver<Arc<Entry>>,
+    /// Notified when the worker takes reports off the queue (room for
+    /// `Overflow::Block` waiters).
+    room: Event,
+}
+
+impl Queue {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let (tx, rx) = async_channel::bounded(capacity);
+        Queue {
+            tx,
+            rx,
+            room: Event::new(),
+        }
+    }
+
+    /// Closes intake: offers fail from now on; what is queued stays until
+    /// taken.
+    pub(crate) fn close(&self) {
+        self.tx.close();
+    }
+
+    /// The worker's end.
+    pub(crate) fn receiver(&self) -> Receiver<Arc<Entry>> {
+        self.rx.clone()
+    }
+
+    /// Takes one queued report without waiting.
+    pub(crate) fn try_take(&self) -> Option<Arc<Entry>> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Says that `n` reports were taken off (wakes blocked reporters).
+    pub(crate) fn took(&self, n: usize) {
+        self.room.notify(n);
+    }
+}
+
+/// Why a report was refused at the door.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RefusedReason {
+    /// The queue was full and the overflow policy is [`Overflow::Reject`].
+    Full,
+    /// The queue stayed full for the whole [`Overflow::Block`] timeout.
+    Timeout,
+    /// Shutdown had begun (or finished) and the late policy is
+    /// [`Late::Refuse`].
+    Closed,
+}
+
+/// A report refused at the door, handed back to the caller.
+///
+/// Nothing is lost by a refusal: the caller gets the report back
+/// ([`Refused::into_report`]) and decides.
+pub struct Refused {
+    reason: RefusedReason,
+    // Boxed: keeps `Result<Receipt, Refused>` small on the hot path.
+    report: Box<Report>,
+}
+
+impl Refused {
+    /// Why it was refused.
+    pub fn reason(&self) -> RefusedReason {
+        self.reason
+    }
+
+    /// The report, back to the caller.
+    pub fn into_report(self) -> Report {
+        *self.report
+    }
+
+    /// The report, borrowed.
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+}
+
+impl fmt::Debug for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Refused")
+            .field("reason", &self.reason)
+            .field("report", &self.report.id)
+            .finish()
+    }
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let why = match self.reason {
+            RefusedReason::Full => "the queue is full",
+            RefusedReason::Timeout => "the queue stayed full for the whole block timeout",
+            RefusedReason::Closed => "the reporter is shutting down or closed",
+        };
+        write!(f, "report {} refused: {why}", self.report.id)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// A report on its way in; see the [module docs](self).
+pub(crate) struct Admission<'a> {
+    shared: &'a Shared,
+    /// `None` once ended.
+    entry: Option<Arc<Entry>>,
+}
+
+/// Why an offer to the queue did not take.
+enum Turned {
+    Full,
+    Closed,
+}
+
+impl<'a> Admission<'a> {
+    /// Prepares `report` (source, normalization), writes it ahead to the
+    /// spool in write-ahead mode while intake is open, and counts it in
+    /// flight.
+    fn begin(shared: &'a Shared, mut report: Report) -> Self {
+        shared.prepare(&mut report);
+        let record = if shared.is_running() {
+            shared.write_ahead(&report)
+        } else {
+            None
+        };
+        let entry = Arc::new(Entry::new(report).with_record(record));
+        // Counted before anyone else can see it: in_flight never underflows.
+        shared
+            .counters
+            .producer
+            .in_flight
+            .fetch_add(1, Ordering::AcqRel);
+        Admission {
+            shared,
+            entry: Some(entry),
+        }
+    }
+
+    fn entry(&self) -> &Arc<Entry> {
+        self.entry
+            .as_ref()
+            .expect("an admission is used only until it ends")
+    }
+
+    /// Offers the report to the queue; queued means accepted.
+    fn offer(mut self) -> Result<Receipt, (Self, Turned)> {
+        match self.shared.queue.tx.try_send(self.entry().clone()) {
+            Ok(()) => {
+                let entry = self.entry.take().expect("not ended");
+                inc(&self.shared.counters.producer.accepted);
+                Ok(Receipt::new(entry))
+            }
+            // The refused clone is dropped before this returns: the
+            // admission's Arc is unique again.
+            Err(TrySendError::Full(_)) => Err((self, Turned::Full)),
+            Err(TrySendError::Closed(_)) => Err((self, Turned::Closed)),
+        }
+    }
+
+    /// Accepted, and spilled at once (it never reaches the queue).
+    fn spill(mut self, reason: SpillReason) -> Receipt {
+        let entry = self.entry.take().expect("not ended");
+        inc(&self.shared.counters.producer.accepted);
+        self.shared.spill(&[&entry], reason, &|_| Vec::new());
+        Receipt::new(entry)
+    }
+
+    /// Handed back: the in-flight count and any write-ahead record are
+    /// taken back.
+    fn refuse(mut self, reason: RefusedReason) -> Refused {
+        let entry = self.entry.take().expect("not ended");
+        self.shared.withdraw(&entry);
+        inc(&self.shared.counters.producer.refused);
+        Refused {
+            reason,
+            report: Box::new(unwrap_report(entry)),
+        }
+    }
+
+    /// Intake is closed (shutdown began): the late policy.
+    fn late(self) -> Result<Receipt, Refused> {
+        inc(&self.shared.counters.producer.late);
+        match self.shared.config.late {
+            Late::Refuse => Err(self.refuse(RefusedReason::Closed)),
+            Late::Spill => Ok(self.spill(SpillReason::Closed)),
+        }
+    }
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            self.shared.withdraw(&entry);
+        }
+    }
+}
+
+/// `report()`: never waits, except under [`Overflow::Block`], on this
+/// thread, at most for its timeout.
+pub(crate) fn report(shared: &Shared, report: Report) -> Result<Receipt, Refused> {
+    match Admission::begin(shared, report).offer() {
+        Ok(receipt) => Ok(receipt),
+        Err((admission, Turned::Closed)) => admission.late(),
+        Err((admission, Turned::Full)) => {
+            inc(&shared.counters.producer.overflowed);
+            match shared.config.overflow {
+                Overflow::Spill => Ok(admission.spill(SpillReason::Overflow)),
+                Overflow::Reject => Err(admission.refuse(RefusedReason::Full)),
+                Overflow::Block { timeout } => {
+                    inc(&shared.counters.producer.blocked);
+                    wait_for_room(admission, Instant::now().checked_add(timeout))
+                }
+            }
+        }
+    }
+}
+
+/// Blocks the thread until the queue has room (offers again each time the
+/// worker takes reports off), intake closes, or `deadline` passes.
+fn wait_for_room(
+    mut admission: Admission<'_>,
+    deadline: Option<Instant>,
+) -> Result<Receipt, Refused> {
+    loop {
+        let listener = admission.shared.queue.room.listen();
+        admission = match admission.offer() {
+            Ok(receipt) => return Ok(receipt),
+            Err((admission, Turned::Closed)) => return admission.late(),
+            Err((admission, Turned::Full)) => admission,
+        };
+        let woke = match deadline {
+            Some(d) => listener.wait_deadline(d).is_some(),
+            None => {
+                listener.wait();
+                true
+            }
+        };
+        if !woke {
+            // One last offer: room may have appeared just now.
+            return match admission.offer() {
+                Ok(receipt) => Ok(receipt),
+                Err((admission, Turned::Closed)) => admission.late(),
+                Err((admission, Turned::Full)) => Err(admission.refuse(RefusedReason::Timeout)),
+            };
+        }
+    }
+}
+
+/// `report_async()`: under [`Overflow::Block`] waits for room on the
+/// runtime's clock without blocking the thread; otherwise `report()`.
+pub(crate) async fn report_async(shared: &Shared, report: Report) -> Result<Receipt, Refused> {
+    let Overflow::Block { timeout } = shared.config.overflow else {
+        return self::report(shared, report);
+    };
+    let mut admission = Admission::begin(shared, report);
+    let mut timer = shared.runtime.sleep(timeout);
+    let mut counted = false;
+    loop {
+        let listener: EventListener = shared.queue.room.listen();
+        admission = match admission.offer() {
+            Ok(receipt) => return Ok(receipt),
+            Err((admission, Turned::Closed)) => return admission.late(),
+            Err((admission, Turned::Full)) => admission,
+        };
+        if !counted {
+            counted = true;
+            inc(&shared.counters.producer.overflowed);
+            inc(&shared.counters.producer.blocked);
+        }
+        match future::select(listener, timer).await {
+            Either::Left(((), t)) => timer = t,
+            Either::Right(((), _)) => {
+                return match admission.offer() {
+                    Ok(receipt) => Ok(receipt),
+                    Err((admission, Turned::Closed)) => admission.late(),
+                    Err((admission, Turned::Full)) => Err(admission.refuse(RefusedReason::Timeout)),
+                };
+            }
+        }
+    }
+}
+
+fn unwrap_report(entry: Arc<Entry>) -> Report {
+    match Arc::try_unwrap(entry) {
+        Ok(e) => e.report,
+        // Only reachable if the channel kept a clone, which it does not
+        // after refusing; clone rather than panic.
+        Err(shared) => shared.report.clone(),
+    }
+}
