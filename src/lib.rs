@@ -40,7 +40,7 @@
 //! let err = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "primary db unreachable");
 //! reporter.report(Report::from_error(&err).with_kind("database_failure")).unwrap();
 //!
-//! let summary = guard.shutdown(); // drain, spill what is left at the deadline, close
+//! let summary = guard.shutdown_blocking(); // drain, spill what is left at the deadline, close
 //! assert_eq!(summary.stats.accepted, summary.stats.delivered + summary.stats.spilled);
 //! assert_eq!(summary.stats.lost, 0);
 //! ```

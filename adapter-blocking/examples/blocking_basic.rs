@@ -73,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(receipt) => println!("report {} still pending after 10 s", receipt.id()),
     }
 
-    let summary = guard.shutdown();
+    let summary = guard.shutdown_blocking();
     println!("{summary}");
     Ok(())
 }

@@ -29,7 +29,7 @@
 //! assert!(outcome.is_delivered());
 //!
 //! // Shutdown drains, closes the sinks, stops the worker thread.
-//! let summary = guard.shutdown();
+//! let summary = guard.shutdown_blocking();
 //! assert_eq!(summary.stats.delivered, 1);
 //! assert!(summary.stats.is_balanced() && summary.stats.in_flight == 0);
 //! ```
@@ -38,15 +38,13 @@
 #![warn(missing_docs)]
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use event_listener::{Event, Listener};
-use tidings_core::guard::{self as core_guard, EndSynchronously};
 use tidings_core::{
-    BoxSleep, BoxTask, BuildError, Reporter, ReporterBuilder, Runtime, ShutdownSummary, SpawnError,
+    BoxSleep, BoxTask, BuildError, EndSynchronously, LiveTasks, Reporter, ReporterBuilder, Runtime,
+    ShutdownSummary, SpawnError,
 };
 
 pub use tidings_nats_sync::SyncNatsSink as NatsSink;
@@ -58,14 +56,8 @@ pub use tidings_nats_sync::SyncNatsSink as NatsSink;
 /// ended.
 #[derive(Clone, Default)]
 pub struct ThreadRuntime {
-    threads: Arc<Threads>,
-}
-
-#[derive(Default)]
-struct Threads {
-    live: AtomicUsize,
-    ended: Event,
-    handles: Mutex<Vec<JoinHandle<()>>>,
+    live: LiveTasks,
+    handles: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl ThreadRuntime {
@@ -74,9 +66,19 @@ impl ThreadRuntime {
         Self::default()
     }
 
-    /// Threads started by this runtime that have not finished their task.
+    /// Worker threads started by this runtime that have not finished their
+    /// task: 0 after every reporter on it shut down (a leak check).
+    pub fn live_tasks(&self) -> usize {
+        self.live.count()
+    }
+
+    /// The former name of [`ThreadRuntime::live_tasks`].
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed to `live_tasks`, the name every runtime uses"
+    )]
     pub fn live_threads(&self) -> usize {
-        self.threads.live.load(Ordering::SeqCst)
+        self.live_tasks()
     }
 
     /// Waits until every thread has finished its task, or `deadline`.
@@ -84,25 +86,10 @@ impl ThreadRuntime {
     /// once); threads still running are left alone, never joined without
     /// a limit. Returns whether all ended.
     pub fn wait_threads(&self, deadline: Instant) -> bool {
-        loop {
-            if self.live_threads() == 0 {
-                break;
-            }
-            let listener = self.threads.ended.listen();
-            if self.live_threads() == 0 {
-                break;
-            }
-            if listener.wait_deadline(deadline).is_none() {
-                return self.live_threads() == 0;
-            }
+        if !self.live.wait_until_none(deadline) {
+            return false;
         }
-        let handles = std::mem::take(
-            &mut *self
-                .threads
-                .handles
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
+        let handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|p| p.into_inner()));
         for h in handles {
             // Every task has returned; the thread is exiting: join is short.
             let _ = h.join();
@@ -114,26 +101,16 @@ impl ThreadRuntime {
 impl fmt::Debug for ThreadRuntime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadRuntime")
-            .field("live_threads", &self.live_threads())
+            .field("live_tasks", &self.live_tasks())
             .finish()
-    }
-}
-
-/// Decrements the live count even if the task panics.
-struct LiveGuard(Arc<Threads>);
-
-impl Drop for LiveGuard {
-    fn drop(&mut self) {
-        self.0.live.fetch_sub(1, Ordering::SeqCst);
-        self.0.ended.notify(usize::MAX);
     }
 }
 
 impl Runtime for ThreadRuntime {
     fn spawn(&self, task: BoxTask) -> Result<(), SpawnError> {
-        let threads = self.threads.clone();
-        threads.live.fetch_add(1, Ordering::SeqCst);
-        let live = LiveGuard(threads.clone());
+        // Counted until the task returns or panics (the token is dropped
+        // either way), or the thread could not start.
+        let live = self.live.start();
         let handle = std::thread::Builder::new()
             .name("tidings-worker".into())
             .spawn(move || {
@@ -141,8 +118,7 @@ impl Runtime for ThreadRuntime {
                 async_io::block_on(task);
             })
             .map_err(|e| SpawnError::new(format!("could not start the worker thread: {e}")))?;
-        threads
-            .handles
+        self.handles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(handle);
@@ -166,50 +142,18 @@ impl Runtime for ThreadRuntime {
 /// shuts it down. With no sink configured, reports go to the embedded
 /// default JSON-lines file ([`tidings_core::DEFAULT_REPORTS_FILE`]).
 pub fn start(builder: ReporterBuilder) -> Result<(Reporter, Guard), BuildError> {
-    let (reporter, guard) = core_guard::Guard::start(ThreadRuntime::new(), builder)?;
-    Ok((reporter, Guard(guard)))
+    Guard::start(ThreadRuntime::new(), builder)
 }
 
-/// Shuts the reporter down when dropped (or when you call
-/// [`Guard::shutdown`]): close intake, drain, spill what is left at the
-/// configured deadline, close sinks, stop the worker thread.
+/// Shuts the reporter down when dropped, or when you call
+/// [`Guard::shutdown_blocking`]: close intake, drain, spill what is left at
+/// the configured deadline, close sinks, stop the worker thread. The same
+/// guard as every adapter's (see [`tidings_core::guard`]).
 ///
 /// Hold it for as long as the program reports — typically in `main`.
 /// Dropping it blocks the dropping thread for at most the shutdown deadline
 /// plus a small grace.
-#[must_use = "dropping the guard shuts the reporter down at once; bind it: `let (reporter, _guard) = ...`"]
-pub struct Guard(core_guard::Guard<ThreadRuntime>);
-
-impl Guard {
-    /// The reporter this guard shuts down.
-    pub fn reporter(&self) -> &Reporter {
-        self.0.reporter()
-    }
-
-    /// The runtime (to observe the worker thread).
-    pub fn runtime(&self) -> &ThreadRuntime {
-        self.0.runtime()
-    }
-
-    /// Runs the shutdown protocol with the configured deadline and waits for
-    /// the worker thread to end.
-    pub fn shutdown(self) -> ShutdownSummary {
-        self.0.shutdown_blocking()
-    }
-
-    /// Runs the shutdown protocol with `deadline` and waits for the worker
-    /// thread to end.
-    pub fn shutdown_within(self, deadline: Duration) -> ShutdownSummary {
-        self.0.shutdown_blocking_within(deadline)
-    }
-
-    /// Gives up the guard without shutting down. The reporter then ends
-    /// when its last handle is dropped, spilling whatever is still queued or
-    /// in flight (no drain); or call `shutdown_blocking` on a handle.
-    pub fn detach(self) {
-        self.0.detach();
-    }
-}
+pub type Guard = tidings_core::Guard<ThreadRuntime>;
 
 /// Waits for the shutdown protocol, then for the worker thread to exit.
 impl EndSynchronously for ThreadRuntime {
@@ -222,11 +166,5 @@ impl EndSynchronously for ThreadRuntime {
             eprintln!("tidings: the worker thread did not stop in time; detached");
         }
         summary
-    }
-}
-
-impl fmt::Debug for Guard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
     }
 }

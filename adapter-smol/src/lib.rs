@@ -36,14 +36,13 @@
 #![warn(missing_docs)]
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use smol::Executor;
-use tidings_core::guard::{self as core_guard, EndSynchronously};
 use tidings_core::{
-    BoxSleep, BoxTask, BuildError, Reporter, ReporterBuilder, Runtime, ShutdownSummary, SpawnError,
+    BoxSleep, BoxTask, BuildError, EndSynchronously, LiveTasks, Reporter, ReporterBuilder, Runtime,
+    SpawnError,
 };
 
 pub use tidings_nats_sync::SyncNatsSink as NatsSink;
@@ -57,7 +56,7 @@ pub use tidings_nats_sync::SyncNatsSink as NatsSink;
 #[derive(Clone)]
 pub struct SmolRuntime {
     executor: Option<Weak<Executor<'static>>>,
-    live: Arc<AtomicUsize>,
+    live: LiveTasks,
 }
 
 impl SmolRuntime {
@@ -65,7 +64,7 @@ impl SmolRuntime {
     pub fn global() -> Self {
         SmolRuntime {
             executor: None,
-            live: Arc::default(),
+            live: LiveTasks::default(),
         }
     }
 
@@ -73,13 +72,14 @@ impl SmolRuntime {
     pub fn on(executor: &Arc<Executor<'static>>) -> Self {
         SmolRuntime {
             executor: Some(Arc::downgrade(executor)),
-            live: Arc::default(),
+            live: LiveTasks::default(),
         }
     }
 
-    /// Tasks spawned through this runtime that have not finished.
+    /// Tasks spawned through this runtime that have neither finished nor
+    /// been dropped: 0 after every reporter on it shut down (a leak check).
     pub fn live_tasks(&self) -> usize {
-        self.live.load(Ordering::SeqCst)
+        self.live.count()
     }
 }
 
@@ -92,19 +92,10 @@ impl fmt::Debug for SmolRuntime {
     }
 }
 
-/// Counts a task as live until it finishes or is dropped.
-struct Live(Arc<AtomicUsize>);
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 impl Runtime for SmolRuntime {
     fn spawn(&self, task: BoxTask) -> Result<(), SpawnError> {
-        self.live.fetch_add(1, Ordering::SeqCst);
-        let live = Live(self.live.clone());
+        // Counted until the task finishes or the executor drops it.
+        let live = self.live.start();
         let task = async move {
             let _live = live;
             task.await;
@@ -148,54 +139,20 @@ fn start_with(
     runtime: SmolRuntime,
     builder: ReporterBuilder,
 ) -> Result<(Reporter, Guard), BuildError> {
-    let (reporter, guard) = core_guard::Guard::start(runtime, builder)?;
-    Ok((reporter, Guard(guard)))
+    Guard::start(runtime, builder)
 }
 
-/// Shuts the reporter down: [`Guard::shutdown`] in async code; on drop, the
-/// blocking form with the configured deadline.
+/// Shuts the reporter down: `guard.shutdown().await` in async code; on
+/// drop (or [`Guard::shutdown_blocking`]), the blocking form with the
+/// configured deadline. The same guard as every adapter's (see
+/// [`tidings_core::guard`]).
 ///
 /// Dropping the guard blocks the dropping thread for at most the deadline
 /// plus a small grace. If that thread is the only one driving the executor
 /// the worker lives on, the worker cannot run meanwhile: nothing is lost
 /// (everything left is spilled at the deadline) but nothing more is
 /// delivered either — prefer `guard.shutdown().await` there.
-#[must_use = "dropping the guard shuts the reporter down at once; bind it: `let (reporter, _guard) = ...`"]
-pub struct Guard(core_guard::Guard<SmolRuntime>);
-
-impl Guard {
-    /// The reporter this guard shuts down.
-    pub fn reporter(&self) -> &Reporter {
-        self.0.reporter()
-    }
-
-    /// The runtime (to observe the worker task).
-    pub fn runtime(&self) -> &SmolRuntime {
-        self.0.runtime()
-    }
-
-    /// Runs the shutdown protocol with the configured deadline.
-    pub async fn shutdown(self) -> ShutdownSummary {
-        self.0.shutdown().await
-    }
-
-    /// Runs the shutdown protocol with `deadline`.
-    pub async fn shutdown_within(self, deadline: Duration) -> ShutdownSummary {
-        self.0.shutdown_within(deadline).await
-    }
-
-    /// Gives up the guard without shutting down; the reporter then ends
-    /// when its last handle is dropped (spilling what is left).
-    pub fn detach(self) {
-        self.0.detach();
-    }
-}
+pub type Guard = tidings_core::Guard<SmolRuntime>;
 
 /// Dropping the guard waits for the shutdown protocol (the default).
 impl EndSynchronously for SmolRuntime {}
-
-impl fmt::Debug for Guard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}

@@ -73,18 +73,21 @@
 mod nats;
 mod runtime;
 
-use std::fmt;
 use std::time::Duration;
 
-use tidings_core::guard::{self as core_guard, EndSynchronously};
-use tidings_core::{BuildError, Reporter, ReporterBuilder, ShutdownSummary, SpawnError};
+use tidings_core::{
+    BuildError, EndSynchronously, Reporter, ReporterBuilder, ShutdownSummary, SpawnError,
+};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 pub use nats::NatsSink;
 
 /// The former name of [`NatsSink`] (every adapter's NATS sink is now
 /// called `NatsSink`).
-#[deprecated(since = "0.1.0", note = "renamed to `NatsSink`, the name every adapter uses")]
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed to `NatsSink`, the name every adapter uses"
+)]
 pub type AsyncNatsSink = NatsSink;
 pub use runtime::TokioRuntime;
 
@@ -113,59 +116,17 @@ fn start_with(
     runtime: TokioRuntime,
     builder: ReporterBuilder,
 ) -> Result<(Reporter, Guard), BuildError> {
-    let (reporter, guard) = core_guard::Guard::start(runtime, builder)?;
-    Ok((reporter, Guard(guard)))
+    Guard::start(runtime, builder)
 }
 
 /// Ends the reporter: `guard.shutdown().await` (recommended),
 /// [`Guard::shutdown_blocking`], or dropping it (see the
-/// [crate docs](crate#ending-the-guard-and-what-dropping-it-does)).
+/// [crate docs](crate#ending-the-guard-and-what-dropping-it-does)). The
+/// same guard as every adapter's (see [`tidings_core::guard`]).
 ///
 /// While the guard lives it holds a [`Reporter`] handle, so dropping every
 /// other handle does not tear the reporter down.
-#[must_use = "dropping the guard shuts the reporter down; keep it alive while reporting"]
-pub struct Guard(core_guard::Guard<TokioRuntime>);
-
-impl Guard {
-    /// The reporter this guard ends.
-    pub fn reporter(&self) -> &Reporter {
-        self.0.reporter()
-    }
-
-    /// The runtime the reporter's worker runs on.
-    pub fn runtime(&self) -> &TokioRuntime {
-        self.0.runtime()
-    }
-
-    /// Gives up the guard without shutting down: the reporter then ends when
-    /// its last handle is dropped (spilling whatever is left), or when the
-    /// runtime is dropped.
-    pub fn detach(self) {
-        self.0.detach();
-    }
-
-    /// Runs the shutdown protocol with the configured deadline
-    /// ([`ReporterBuilder::shutdown_deadline`], default 5 s) and waits for it
-    /// asynchronously. Returns within the deadline plus about twice the close
-    /// grace, even when a sink hangs.
-    pub async fn shutdown(self) -> ShutdownSummary {
-        self.0.shutdown().await
-    }
-
-    /// [`Guard::shutdown`] with an explicit deadline.
-    pub async fn shutdown_within(self, deadline: Duration) -> ShutdownSummary {
-        self.0.shutdown_within(deadline).await
-    }
-
-    /// Ends the reporter from synchronous code, choosing by where it is
-    /// called exactly as dropping the guard does: in a multi-thread runtime
-    /// it drains (in `block_in_place`); in a current-thread runtime it spills
-    /// at once ([`Reporter::close_now`]) rather than block the worker's only
-    /// thread; outside a runtime it waits up to the configured deadline.
-    pub fn shutdown_blocking(self) -> ShutdownSummary {
-        self.0.shutdown_blocking()
-    }
-}
+pub type Guard = tidings_core::Guard<TokioRuntime>;
 
 impl EndSynchronously for TokioRuntime {
     fn end_synchronously(&self, reporter: &Reporter, deadline: Duration) -> ShutdownSummary {
@@ -200,12 +161,6 @@ impl EndSynchronously for TokioRuntime {
             },
             Err(_) => reporter.shutdown_blocking(deadline),
         }
-    }
-}
-
-impl fmt::Debug for Guard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
     }
 }
 

@@ -30,12 +30,12 @@ use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use tidings_core::{BoxSleep, BoxTask, Runtime, SpawnError};
+use tidings_core::{BoxSleep, BoxTask, LiveTask, LiveTasks, Runtime, SpawnError};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 /// tidings-core's [`Runtime`] on a tokio runtime, through its [`Handle`].
@@ -69,7 +69,7 @@ struct TaskState {
     gone: AtomicBool,
     /// Tasks spawned through this runtime (and its clones) not yet finished
     /// or dropped.
-    live: AtomicUsize,
+    live: LiveTasks,
 }
 
 impl TokioRuntime {
@@ -116,7 +116,7 @@ impl TokioRuntime {
     /// neither finished nor been dropped: 0 after every reporter on it shut
     /// down and its worker returned (a leak check).
     pub fn live_tasks(&self) -> usize {
-        self.tasks.live.load(Ordering::SeqCst)
+        self.tasks.live.count()
     }
 
     /// Whether the runtime has its time driver. Creating a timer on a runtime
@@ -150,9 +150,9 @@ impl Runtime for TokioRuntime {
             ));
         }
         let state = Arc::new(AtomicU8::new(UNPOLLED));
-        self.tasks.live.fetch_add(1, Ordering::SeqCst);
         let tracked = Tracked {
             task: Some(task),
+            live: Some(self.tasks.live.start()),
             state: state.clone(),
             tasks: self.tasks.clone(),
         };
@@ -197,6 +197,8 @@ const DROPPED_UNPOLLED: u8 = 3;
 struct Tracked {
     /// Dropped as soon as it completes (so `live` counts running work only).
     task: Option<BoxTask>,
+    /// Counted live until the task is done and dropped.
+    live: Option<LiveTask>,
     state: Arc<AtomicU8>,
     tasks: Arc<TaskState>,
 }
@@ -231,7 +233,7 @@ impl Tracked {
     fn finish(&mut self) {
         self.state.store(DONE, Ordering::SeqCst);
         drop(self.task.take());
-        self.tasks.live.fetch_sub(1, Ordering::SeqCst);
+        drop(self.live.take());
     }
 }
 
@@ -246,7 +248,7 @@ impl Drop for Tracked {
         // The task's destructors (core's spills) run before it stops
         // counting as live.
         drop(self.task.take());
-        self.tasks.live.fetch_sub(1, Ordering::SeqCst);
+        drop(self.live.take());
     }
 }
 

@@ -372,7 +372,7 @@ fn blocking_jetstream(url: &str, n: usize) -> Sample {
         std::thread::sleep(Duration::from_millis(1));
     }
     let elapsed = t.elapsed();
-    let summary = guard.shutdown_within(Duration::from_secs(10));
+    let summary = guard.shutdown_blocking_within(Duration::from_secs(10));
     sample_of(elapsed, &summary.stats)
 }
 

@@ -67,7 +67,7 @@ impl Host {
                     tidings::blocking::start(builder).map_err(|e| e.to_string())?;
                 Ok(Started {
                     reporter,
-                    shutdown: Box::new(move || guard.shutdown()),
+                    shutdown: Box::new(move || guard.shutdown_blocking()),
                 })
             }
             Host::Smol => {

@@ -111,7 +111,7 @@ pub fn replay(dir: &Path, opts: &ReplayOptions) -> Result<bool, String> {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let summary = guard.shutdown();
+    let summary = guard.shutdown_blocking();
     let spool = summary.stats.spool.clone().unwrap_or_default();
     if done {
         println!(

@@ -65,7 +65,7 @@ impl Harness for Blocking {
             .lock()
             .unwrap()
             .iter()
-            .map(|r| r.live_threads())
+            .map(|r| r.live_tasks())
             .sum();
         test_threads + workers
     }

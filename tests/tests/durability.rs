@@ -50,7 +50,7 @@ fn replay_everything(dir: &std::path::Path, url: &str, subject: &str) -> u64 {
         "replay did not finish: {:?}",
         reporter.stats().spool
     );
-    let summary = guard.shutdown();
+    let summary = guard.shutdown_blocking();
     assert_accounted(&summary.stats);
     summary.stats.spool.unwrap().replayed
 }
@@ -150,7 +150,7 @@ fn nats_down_for_a_whole_run_then_the_next_run_delivers_everything() {
                     .id()
             })
             .collect();
-        let summary = guard.shutdown_within(Duration::from_secs(20));
+        let summary = guard.shutdown_blocking_within(Duration::from_secs(20));
         assert_accounted(&summary.stats);
         assert_eq!(summary.stats.spilled, 300, "{summary}");
         assert_eq!(summary.stats.spool.unwrap().pending, 300);

@@ -203,7 +203,7 @@ pub fn report_all(config: NatsConfig, reports: &[Report]) -> Vec<ReportId> {
         .map(|r| reporter.report(r.clone()).expect("accepted").id())
         .collect();
     drop(reporter);
-    let summary = guard.shutdown();
+    let summary = guard.shutdown_blocking();
     assert_delivered(&summary, reports.len() as u64);
     ids
 }
