@@ -134,7 +134,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::fallback::{Fallback, FallbackError};
 use crate::report::{Report, Timestamp};
 
 mod error;
@@ -1055,31 +1054,6 @@ impl fmt::Debug for Spool {
             .field("segment_bytes", &self.inner.shared.segment_bytes)
             .finish_non_exhaustive()
     }
-}
-
-/// The spool as the reporter's local fallback: `spill` is
-/// [`Spool::append`] (ids discarded), `flush` is [`Spool::flush`].
-/// Errors keep the [`SpoolError`] as their source; their
-/// [`kind`](FallbackError::kind) is [`SpoolError::io_kind`] (`StorageFull`
-/// for a full disk, `QuotaExceeded` for `max_bytes`).
-impl Fallback for Spool {
-    fn location(&self) -> String {
-        self.inner.shared.dir.display().to_string()
-    }
-
-    fn spill(&self, reports: &[&Report]) -> Result<(), FallbackError> {
-        self.append(reports)
-            .map(drop)
-            .map_err(|e| fallback_error(self, e))
-    }
-
-    fn flush(&self) -> Result<(), FallbackError> {
-        Spool::flush(self).map_err(|e| fallback_error(self, e))
-    }
-}
-
-fn fallback_error(spool: &Spool, e: SpoolError) -> FallbackError {
-    FallbackError::new(spool.location(), io::Error::new(e.io_kind(), e))
 }
 
 impl Shared {
