@@ -108,7 +108,7 @@
 //! |---|---|---|
 //! | 0 | 4 | magic `F7 74 64 72` (`\xF7tdr`; `0xF7` never occurs in UTF-8 JSON) |
 //! | 4 | 4 | CRC-32 of every byte after this field: bytes 8..16+len |
-//! | 8 | 4 | `len`, the body length, at most [`MAX_RECORD_BODY`] (16 MiB) |
+//! | 8 | 4 | `len`, the body length, at most 16 MiB (16,777,216) |
 //! | 12 | 1 | kind: `1` report, `2` ack |
 //! | 13 | 3 | reserved, zero |
 //! | 16 | len | body |
@@ -160,12 +160,20 @@ mod writer;
 
 pub use config::{SpoolConfig, SyncPolicy, WhenFull};
 pub use error::SpoolError;
+pub use inspect::{Inspection, SegmentInfo};
+pub use open::Recovery;
+
+// The record format, reachable from outside only for tidings' own fuzz
+// targets and property tests (the `fuzzing` feature, see core/Cargo.toml).
+// Not an API: hidden from the docs, free to change in any release.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
 pub use format::{
     decode_record, encode_record, DecodeError, Record, FORMAT_VERSION, MAX_RECORD_BODY,
     RECORD_HEADER_LEN, RECORD_MAGIC, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
 };
-pub use inspect::{Inspection, SegmentInfo};
-pub use open::Recovery;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
 pub use scan::{scan_records, Scan};
 
 use commit::Commit;
@@ -435,7 +443,7 @@ impl Spool {
         let mut open: Option<(u64, File)> = None;
         for (id, loc) in locs {
             match read_at(&inner.shared.dir, &mut open, loc) {
-                Ok(Ok((Record::Report { id: found, report }, _))) if found.0 == id => {
+                Ok(Ok((format::Record::Report { id: found, report }, _))) if found.0 == id => {
                     out.push((found, report))
                 }
                 Ok(_) => damaged.push(id),
