@@ -1,7 +1,9 @@
-//! Making writes durable: group commit under `SyncPolicy::Always`, the
-//! interval-sync thread under `SyncPolicy::Interval`, flushing every file
-//! under `SyncPolicy::None`, and what a failed fsync does (it poisons the
-//! spool: from then on durability is refused until it is reopened).
+//! Making writes durable: group commit under
+//! [`SyncPolicy::Always`](super::SyncPolicy::Always), the interval-sync
+//! thread under [`SyncPolicy::Interval`](super::SyncPolicy::Interval),
+//! flushing every file under [`SyncPolicy::None`](super::SyncPolicy::None),
+//! and what a failed fsync does (it poisons the spool: from then on
+//! durability is refused until it is reopened).
 //!
 //! Group commit: a writer that needs its write fsynced waits until some
 //! caller's fsync covers it. One caller at a time (the leader) fsyncs the
@@ -119,7 +121,7 @@ impl Inner {
         }
     }
 
-    /// Under [`SyncPolicy::None`] nothing tracks what is unsynced: fsync
+    /// Under [`SyncPolicy::None`](super::SyncPolicy::None) nothing tracks what is unsynced: fsync
     /// every segment file and the directory.
     pub(super) fn sync_all_files(&self) -> Result<(), SpoolError> {
         let (numbers, active) = {
