@@ -1,7 +1,7 @@
 //! The durable spool through its public API: round trips, restarts, segment
 //! deletion, the size bound, the directory lock (in this process; across
 //! processes in spool_lock.rs), damage recovery, group commit, inspection
-//! and the Fallback impl. Every test uses its own temporary directory;
+//! and the errors' io kinds. Every test uses its own temporary directory;
 //! nothing waits on time.
 
 use std::collections::BTreeSet;
@@ -15,7 +15,7 @@ use tidings_core::spool::{
     decode_record, RecordId, Recovery, Spool, SpoolConfig, SpoolError, SyncPolicy,
     SEGMENT_HEADER_LEN,
 };
-use tidings_core::{Fallback, Report};
+use tidings_core::Report;
 
 /// What a freshly opened spool will replay, read back from disk; checks
 /// that it agrees with the count [`Recovery`] reported.
@@ -556,7 +556,7 @@ fn inspect_reads_a_spool_in_use_without_locking_or_writing() {
 }
 
 #[test]
-fn the_spool_is_a_fallback() {
+fn the_bound_is_an_error_a_caller_can_tell_from_a_full_disk() {
     let dir = tempfile::tempdir().unwrap();
     let config = SpoolConfig {
         sync: SyncPolicy::Always,
@@ -565,17 +565,18 @@ fn the_spool_is_a_fallback() {
         ..SpoolConfig::new(dir.path())
     };
     let (spool, _) = Spool::open(config).unwrap();
-    let fallback: &dyn Fallback = &spool;
-    assert_eq!(fallback.location(), dir.path().display().to_string());
     let batch = reports(2, 10);
-    fallback.spill(&refs(&batch)).unwrap();
-    fallback.flush().unwrap();
+    spool.append(&refs(&batch)).unwrap();
+    spool.flush().unwrap();
     assert_eq!(spool.pending_count(), 2);
-    // The bound surfaces as an io kind a caller can tell from a full disk.
+    // The bound surfaces as an io kind a caller can tell from a full disk,
+    // and the message names the spool.
     let big = Report::error("big", "x".repeat(5000));
-    let err = fallback.spill(&[&big]).unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::QuotaExceeded);
+    let err = spool.append(&[&big]).unwrap_err();
+    assert!(err.is_full(), "{err}");
+    assert_eq!(err.io_kind(), std::io::ErrorKind::QuotaExceeded);
     assert!(err.to_string().contains(&dir.path().display().to_string()));
+    assert_eq!(spool.pending_count(), 2);
 }
 
 #[test]

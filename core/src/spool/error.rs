@@ -102,10 +102,9 @@ impl SpoolError {
         matches!(self, SpoolError::DiskFull { .. } | SpoolError::Full { .. })
     }
 
-    /// The closest [`io::ErrorKind`], for callers that speak `io::Error`
-    /// (the [`Fallback`](crate::Fallback) impl): `StorageFull` for a full
-    /// disk, `QuotaExceeded` for the spool's own bound, `WouldBlock` for a
-    /// locked directory.
+    /// The closest [`io::ErrorKind`], for callers that speak `io::Error`:
+    /// `StorageFull` for a full disk, `QuotaExceeded` for the spool's own
+    /// bound, `WouldBlock` for a locked directory.
     pub fn io_kind(&self) -> io::ErrorKind {
         match self {
             SpoolError::Io { source, .. } => source.kind(),

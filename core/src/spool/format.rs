@@ -8,7 +8,9 @@
 use std::fmt;
 use std::ops::RangeInclusive;
 
-use crate::report::{Report, TooLarge};
+use crate::report::Report;
+#[cfg(any(test, feature = "fuzzing"))]
+use crate::report::TooLarge;
 
 use super::RecordId;
 
@@ -286,6 +288,7 @@ pub(crate) fn write_acks(buf: &mut Vec<u8>, ranges: &[RangeInclusive<RecordId>])
 /// record with more ranges than fit one record is written as several.
 /// Ack ranges must satisfy `first <= last` and ids must not be 0, or the
 /// result will not decode.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn encode_record(record: &Record, buf: &mut Vec<u8>) -> Result<(), TooLarge> {
     match record {
         Record::Report { id, report } => {

@@ -1,15 +1,19 @@
 //! Reading a whole spool directory: what [`Spool::open`](super::Spool::open)
-//! recovers and [`Spool::inspect`](super::Spool::inspect) reports.
+//! recovers and [`Spool::inspect`](super::Spool::inspect) reports; and
+//! reading one record back from where the index says it is ([`read_at`]),
+//! for [`Spool::pending_after`](super::Spool::pending_after) and inspection.
 //!
 //! Segments are read oldest first; acknowledgements remove the records they
 //! name, so what remains in [`DirScan::live`] is exactly what must be
 //! replayed. Nothing here writes.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::format::{Record, SegmentHeader, FORMAT_VERSION, SEGMENT_HEADER_LEN};
+use super::format::{
+    decode_record, DecodeError, Record, SegmentHeader, FORMAT_VERSION, SEGMENT_HEADER_LEN,
+};
 use super::index::{LiveIndex, Loc};
 use super::scan::{Item, Scanner};
 use super::SpoolError;
@@ -190,4 +194,24 @@ fn scan_segment(number: u64, path: PathBuf, into: &mut DirScan) -> Result<Segmen
     // The file may have grown while it was read (inspect of a live spool).
     seg.file_len = seg.file_len.max(scanner.position());
     Ok(seg)
+}
+
+/// Reads and decodes the record at `loc`, reusing `open` when it is the
+/// same segment.
+pub(crate) fn read_at(
+    dir: &Path,
+    open: &mut Option<(u64, File)>,
+    loc: Loc,
+) -> io::Result<Result<(Record, usize), DecodeError>> {
+    if open.as_ref().is_none_or(|(n, _)| *n != loc.segment) {
+        *open = Some((loc.segment, File::open(segment_path(dir, loc.segment))?));
+    }
+    let Some((_, file)) = open.as_mut() else {
+        unreachable!("opened just above")
+    };
+    file.seek(SeekFrom::Start(loc.offset))?;
+    let mut bytes = Vec::new();
+    // `len` came from a record that decoded, so it is bounded.
+    file.take(loc.len).read_to_end(&mut bytes)?;
+    Ok(decode_record(&bytes))
 }

@@ -164,6 +164,7 @@ impl<R: Read> Scanner<R> {
 }
 
 /// What [`scan_records`] found in a byte string.
+#[cfg(any(test, feature = "fuzzing"))]
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Scan {
@@ -196,6 +197,7 @@ pub struct Scan {
 /// assert_eq!(scan.corrupt, 2);
 /// assert_eq!(scan.skipped_bytes, 23);
 /// ```
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn scan_records(bytes: &[u8]) -> Scan {
     let mut scanner = Scanner::new(bytes, 0);
     let mut scan = Scan::default();
