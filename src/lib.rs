@@ -51,7 +51,32 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub use tidings_core::*;
+// What a program reporting errors uses.
+pub use tidings_core::{
+    Ack, Diagnostic, Ending, Observer, Outcome, Phase, Receipt, Refused, RefusedReason, Report,
+    ReportId, Reporter, ReporterBuilder, Severity, ShutdownSummary, SinkOutcome, SinkResult,
+    SinkStats, Source, SpillDestination, SpillReason, Stats, Status, Timestamp,
+    DEFAULT_REPORTS_FILE, SCHEMA_VERSION,
+};
+// Configuration and its errors.
+pub use tidings_core::{BuildError, ConfigError, Late, Overflow, RetryPolicy, SpoolMode};
+// Where reports go: sinks, the local fallback, the spool.
+pub use tidings_core::{
+    Batch, Fallback, FallbackError, JsonLinesFile, JsonLinesSink, Sink, SinkError, SinkErrorKind,
+    SinkFuture, SpoolSummary, Stderr, STDERR_PREFIX,
+};
+// Report encoding limits.
+pub use tidings_core::{Encoded, InvalidReportId, TooLarge};
+// For writing an adapter of your own: the runtime trait and the guard.
+pub use tidings_core::{context, guard, nats, spool};
+pub use tidings_core::{
+    BoxSleep, BoxTask, EndSynchronously, Guard, LiveTask, LiveTasks, Runtime, SpawnError,
+};
+
+/// Test doubles (recording, failing, hanging sinks; an in-memory fallback;
+/// a manual runtime), with the `test-util` feature.
+#[cfg(feature = "test-util")]
+pub use tidings_core::testing;
 
 /// The blocking-thread adapter: [`blocking::start`] runs the worker on a
 /// background thread; [`blocking::NatsSink`] publishes with the sync client.

@@ -848,10 +848,10 @@ impl NatsSink {
     /// core marker's echo) on a task of its own when on a tokio runtime, so
     /// that concurrent batches work on every worker thread instead of taking
     /// turns on the worker's task, where settling one batch held up the
-    /// publishes of the others (sampled at each grant, ~747 of the 1024
-    /// JetStream ack-window permits were in use that way, ~824 this way). The task is aborted if this future is dropped (deadline,
-    /// teardown), as the send itself would have been; a panic in it is
-    /// resumed here, where core catches it.
+    /// publishes of the others (the measured ack-window occupancy is in
+    /// BENCHMARKS.md). The task is aborted if this future is dropped
+    /// (deadline, teardown), as the send itself would have been; a panic in
+    /// it is resumed here, where core catches it.
     async fn send_on_a_task(&self, batch: &Batch) -> Vec<Result<Ack, SinkError>> {
         if tokio::runtime::Handle::try_current().is_err() {
             return self.inner.send(batch).await;

@@ -2,24 +2,13 @@
 //! machine, bad input is a clear error, not a panic, and every command
 //! explains itself.
 
+mod support;
+
 use std::io::Read;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The binary, with no NATS settings inherited from the environment.
-fn tidings() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidings"));
-    for var in [
-        "NATS_URL",
-        "NATS_USER",
-        "NATS_PASSWORD",
-        "NATS_TOKEN",
-        "NATS_CREDS",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
+use support::tidings;
 
 fn run(args: &[&str]) -> Output {
     output(tidings().args(args))

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-/// What `report()` does when the intake queue is full (G4). Each case is
+/// What `report()` does when the intake queue is full (memory stays
+/// bounded by the queue capacity). Each case is
 /// counted in [`Stats::overflowed`](crate::Stats::overflowed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Overflow {

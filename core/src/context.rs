@@ -19,6 +19,10 @@
 //! let report = Report::error("k", "m").with_context("ratio", f64::NAN);
 //! assert_eq!(report.context["ratio"], "NaN");
 //! ```
+//!
+//! This file is longer than most: a `serde::Serializer` is a long list of
+//! small methods (every scalar, seven compound kinds, map keys), kept
+//! together because they are one thing.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -385,38 +389,26 @@ impl ser::SerializeSeq for Compound<'_> {
     }
 }
 
-impl ser::SerializeTuple for Compound<'_> {
-    type Ok = Value;
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.end_array())
-    }
+/// Tuples, tuple structs and tuple variants are arrays, built like
+/// sequences.
+macro_rules! array_like {
+    ($trait:ident, $method:ident) => {
+        impl ser::$trait for Compound<'_> {
+            type Ok = Value;
+            type Error = Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+                ser::SerializeSeq::serialize_element(self, value)
+            }
+            fn end(self) -> Result<Value, Error> {
+                Ok(self.end_array())
+            }
+        }
+    };
 }
 
-impl ser::SerializeTupleStruct for Compound<'_> {
-    type Ok = Value;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.end_array())
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_> {
-    type Ok = Value;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.end_array())
-    }
-}
+array_like!(SerializeTuple, serialize_element);
+array_like!(SerializeTupleStruct, serialize_field);
+array_like!(SerializeTupleVariant, serialize_field);
 
 impl ser::SerializeMap for Compound<'_> {
     type Ok = Value;
@@ -440,38 +432,31 @@ impl ser::SerializeMap for Compound<'_> {
     }
 }
 
-impl ser::SerializeStruct for Compound<'_> {
-    type Ok = Value;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        if let Some(v) = self.element(value)? {
-            self.map.insert(key.to_owned(), v);
+/// Structs and struct variants are objects of their fields.
+macro_rules! object_like {
+    ($trait:ident) => {
+        impl ser::$trait for Compound<'_> {
+            type Ok = Value;
+            type Error = Error;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), Error> {
+                if let Some(v) = self.element(value)? {
+                    self.map.insert(key.to_owned(), v);
+                }
+                Ok(())
+            }
+            fn end(self) -> Result<Value, Error> {
+                Ok(self.end_object())
+            }
         }
-        Ok(())
-    }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.end_object())
-    }
+    };
 }
 
-impl ser::SerializeStructVariant for Compound<'_> {
-    type Ok = Value;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        ser::SerializeStruct::serialize_field(self, key, value)
-    }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.end_object())
-    }
-}
+object_like!(SerializeStruct);
+object_like!(SerializeStructVariant);
 
 /// Map keys: strings, and scalars written as strings (as serde_json does).
 struct KeySerializer;

@@ -100,7 +100,7 @@ impl std::error::Error for FallbackError {
 /// Appends reports to a file, one JSON object per line.
 ///
 /// This is tidings' embedded default: as a [`Fallback`] it receives what the
-/// sinks could not take; wrapped in [`JsonLinesSink`] it is the primary
+/// sinks could not take; wrapped in [`JsonLinesSink`](crate::JsonLinesSink) it is the primary
 /// destination when no NATS server is configured. Each spill is one `write`
 /// of whole lines on a file opened in append mode, so concurrent writers do
 /// not interleave partial lines. By default data reaches the OS (survives a

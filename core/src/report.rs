@@ -7,6 +7,10 @@
 //!
 //! On the wire a report is one JSON object (see [`Report::to_json`]); the
 //! field names below are the schema, versioned by [`SCHEMA_VERSION`].
+//!
+//! The report and its parts (id, timestamp, severity, source) are one
+//! schema and stay in one file, with their tests (which make it longer
+//! than most).
 
 use std::collections::BTreeMap;
 use std::fmt;

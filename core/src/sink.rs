@@ -56,35 +56,28 @@ pub trait Sink: Send + Sync + 'static {
     }
 }
 
-impl<S: Sink + ?Sized> Sink for Box<S> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a, Vec<Result<Ack, SinkError>>> {
-        (**self).send(batch)
-    }
-    fn flush(&self) -> SinkFuture<'_, Result<(), SinkError>> {
-        (**self).flush()
-    }
-    fn close(&self) -> SinkFuture<'_, Result<(), SinkError>> {
-        (**self).close()
-    }
+/// A boxed or shared sink is a sink: each method forwards.
+macro_rules! forward_sink {
+    ($($pointer:ident)::+) => {
+        impl<S: Sink + ?Sized> Sink for $($pointer)::+<S> {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a, Vec<Result<Ack, SinkError>>> {
+                (**self).send(batch)
+            }
+            fn flush(&self) -> SinkFuture<'_, Result<(), SinkError>> {
+                (**self).flush()
+            }
+            fn close(&self) -> SinkFuture<'_, Result<(), SinkError>> {
+                (**self).close()
+            }
+        }
+    };
 }
 
-impl<S: Sink + ?Sized> Sink for std::sync::Arc<S> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a, Vec<Result<Ack, SinkError>>> {
-        (**self).send(batch)
-    }
-    fn flush(&self) -> SinkFuture<'_, Result<(), SinkError>> {
-        (**self).flush()
-    }
-    fn close(&self) -> SinkFuture<'_, Result<(), SinkError>> {
-        (**self).close()
-    }
-}
+forward_sink!(Box);
+forward_sink!(std::sync::Arc);
 
 /// A batch of reports handed to [`Sink::send`]. Cheap to clone (shared), so a
 /// sink can move it to another thread.

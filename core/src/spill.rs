@@ -114,7 +114,7 @@ impl Shared {
         }
         for (g, (kind, to)) in groups.iter().enumerate() {
             if *kind == StatusKind::Lost {
-                // G1: lost is counted *and* said out loud, as best we can.
+                // Lost is counted *and* said out loud, as best we can.
                 eprintln!(
                     "tidings: LOST {} report(s) ({to}); ids: {}",
                     group_of.iter().filter(|&&x| x == g).count(),

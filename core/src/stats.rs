@@ -1,6 +1,6 @@
 //! Counters, and the summary that shutdown returns.
 //!
-//! The identity that defines "nothing lost" (G2):
+//! The identity that defines "nothing lost":
 //!
 //! ```text
 //! accepted == delivered + spilled + lost + in_flight

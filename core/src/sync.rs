@@ -27,7 +27,8 @@ pub(crate) fn yield_now() {
 
 /// Locks a mutex, ignoring poisoning: every critical section in this crate
 /// leaves its data consistent before anything that could panic, and a
-/// reporter must keep working after a panic elsewhere (G3).
+/// reporter must keep working after a panic elsewhere (`report()` never
+/// hurts the caller).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,

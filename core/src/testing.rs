@@ -3,6 +3,9 @@
 //!
 //! They are public because adapters, the conformance suite, benches and your
 //! own tests use them; they cost nothing unless used.
+//!
+//! This file is longer than most (about 700 lines): the manual runtime is a
+//! small executor with virtual time, and it is kept whole in one place.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

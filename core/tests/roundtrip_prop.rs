@@ -7,53 +7,26 @@
 //! that are not finite) or straight into `Report::context`. The report is
 //! normalized as intake does, then written and read back in each format.
 
+mod strategies;
+
 use std::collections::BTreeMap;
 
-use proptest::collection::{btree_map, vec};
+use proptest::collection::vec;
 use proptest::prelude::*;
 use serde_json::Value;
 use tidings_core::context::{DEPTH_MARKER, MAX_CONTEXT_DEPTH};
 use tidings_core::spool::{decode_record, encode_record, Record, RecordId};
 use tidings_core::{Encoded, Report};
 
-/// Any f64 at all: NaN, ±inf, subnormals, every bit pattern.
-fn any_float() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        any::<f64>(),
-        Just(f64::NAN),
-        Just(f64::INFINITY),
-        Just(f64::NEG_INFINITY),
-        Just(-0.0),
-        Just(f64::MIN_POSITIVE / 3.0),
-        any::<u64>().prop_map(f64::from_bits),
-    ]
-}
-
-fn key() -> impl Strategy<Value = String> {
+fn key() -> impl Strategy<Value = String> + Clone {
     prop_oneof![
         4 => any::<String>(),
         1 => (1usize..20_000).prop_map(|n| "k".repeat(n)),
     ]
 }
 
-/// Arbitrary JSON, floats included (as `Value` can hold them: finite).
 fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any_float().prop_map(|f| serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .unwrap_or(Value::Null)),
-        any::<String>().prop_map(Value::String),
-    ];
-    leaf.prop_recursive(4, 32, 4, |inner| {
-        prop_oneof![
-            vec(inner.clone(), 0..4).prop_map(Value::Array),
-            btree_map(key(), inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
+    strategies::json_value(key())
 }
 
 /// A value nested `depth` levels deep, alternating arrays and objects.
@@ -85,12 +58,12 @@ struct Measurement {
 }
 
 fn measurement() -> impl Strategy<Value = Measurement> {
-    let leaf = vec(any_float(), 0..4).prop_map(|values| Measurement {
+    let leaf = vec(strategies::any_float(), 0..4).prop_map(|values| Measurement {
         values,
         nested: None,
     });
     leaf.prop_recursive(4, 16, 1, |inner| {
-        (vec(any_float(), 0..4), inner).prop_map(|(values, nested)| Measurement {
+        (vec(strategies::any_float(), 0..4), inner).prop_map(|(values, nested)| Measurement {
             values,
             nested: Some(Box::new(nested)),
         })

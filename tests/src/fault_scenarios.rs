@@ -11,13 +11,14 @@
 //! same fault gives the same outcome, and the same kind of message, on
 //! every adapter: the decisions are core's.
 
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use tidings_core::nats::{Credentials, NatsConfig, Secret, SubjectSuffix};
 use tidings_core::spool::SpoolConfig;
 use tidings_core::{
-    Ack, Fallback, FallbackError, JsonLinesFile, Report, ReportId, Reporter, SinkResult, SpoolMode,
-    Stats,
+    Ack, Fallback, FallbackError, JsonLinesFile, Report, ReportId, Reporter, RetryPolicy,
+    ShutdownSummary, SinkResult, SpoolMode, Stats,
 };
 
 use crate::harness::Harness;
@@ -27,7 +28,7 @@ use crate::nats_probe::{
 };
 use crate::nats_scenarios::{impatient_retry, nats_builder, patient_retry, report, spilled_ids};
 use crate::nats_server::{NatsServer, ServerOptions};
-use crate::scenarios::{assert_accounted, assert_each_exactly_once};
+use crate::scenarios::{assert_accounted, assert_each_exactly_once, shutdown_on_time};
 
 const ADMIN: (&str, &str) = ("admin", "admin-pw-x");
 const REPORTER: (&str, &str) = ("reporter", "reporter-pw-x");
@@ -56,6 +57,34 @@ fn as_reporter(config: NatsConfig) -> NatsConfig {
         user: REPORTER.0.to_owned(),
         password: Secret::new(REPORTER.1),
     })
+}
+
+/// A reporter on `h` with `config`'s NATS sink and `retry`, spilling to a
+/// JSON-lines file in `dir`, whose path comes back.
+fn start_nats<H: Harness>(
+    h: &H,
+    config: NatsConfig,
+    dir: &tempfile::TempDir,
+    retry: RetryPolicy,
+) -> (Reporter, PathBuf) {
+    let sink = h.nats_sink(config).unwrap();
+    let (builder, spill) = nats_builder(sink, dir, retry);
+    (h.start(builder), spill)
+}
+
+/// Reports `n` reports, shuts down within `deadline`, checks the identity.
+fn report_then_shut_down<H: Harness>(
+    h: &H,
+    reporter: &Reporter,
+    n: usize,
+    deadline: Duration,
+) -> (Vec<ReportId>, ShutdownSummary) {
+    let ids = (0..n)
+        .map(|i| reporter.report(report(i)).unwrap().id())
+        .collect();
+    let summary = h.block_on(reporter.shutdown(deadline));
+    assert_accounted(&summary.stats);
+    (ids, summary)
 }
 
 /// The reason some sink gave for refusing, or its last error.
@@ -90,21 +119,11 @@ pub fn fault_core_publish_denied<H: Harness>() {
     let server = server_with_users(&["faults.denied", "faults.denied.>"]);
     let sub = Subscriber::start(&server.url_as(ADMIN.0, ADMIN.1), "faults.>");
     let h = H::new();
-    let sink = h
-        .nats_sink(as_reporter(NatsConfig::new(
-            server.url(),
-            "faults.denied.reports",
-        )))
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (builder, spill) = nats_builder(sink, &dir, impatient_retry());
-    let reporter = h.start(builder);
-    let ids: Vec<ReportId> = (0..300)
-        .map(|i| reporter.report(report(i)).unwrap().id())
-        .collect();
-    let summary = h.block_on(reporter.shutdown(Duration::from_secs(20)));
+    let config = as_reporter(NatsConfig::new(server.url(), "faults.denied.reports"));
+    let (reporter, spill) = start_nats(&h, config, &dir, impatient_retry());
+    let (ids, summary) = report_then_shut_down(&h, &reporter, 300, Duration::from_secs(20));
     let stats = &summary.stats;
-    assert_accounted(stats);
     assert_eq!(stats.delivered, 0, "[{}] {summary}", H::NAME);
     assert_eq!(stats.spilled, 300, "[{}] {summary}", H::NAME);
     assert_eq!(stats.sinks[0].refused, 300, "[{}] {summary}", H::NAME);
@@ -134,20 +153,11 @@ pub fn fault_jetstream_publish_denied<H: Harness>() {
     let admin = server.url_as(ADMIN.0, ADMIN.1);
     create_stream(&admin, "JSDENIED", "faults.jsdenied", 1);
     let h = H::new();
-    let sink = h
-        .nats_sink(as_reporter(
-            NatsConfig::new(server.url(), "faults.jsdenied").jetstream(),
-        ))
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (builder, spill) = nats_builder(sink, &dir, impatient_retry());
-    let reporter = h.start(builder);
-    let ids: Vec<ReportId> = (0..100)
-        .map(|i| reporter.report(report(i)).unwrap().id())
-        .collect();
-    let summary = h.block_on(reporter.shutdown(Duration::from_secs(30)));
+    let config = as_reporter(NatsConfig::new(server.url(), "faults.jsdenied").jetstream());
+    let (reporter, spill) = start_nats(&h, config, &dir, impatient_retry());
+    let (ids, summary) = report_then_shut_down(&h, &reporter, 100, Duration::from_secs(30));
     let stats = &summary.stats;
-    assert_accounted(stats);
     assert_eq!(stats.delivered, 0, "[{}] {summary}", H::NAME);
     assert_eq!(stats.sinks[0].refused, 100, "[{}] {summary}", H::NAME);
     let why = sink_reason(stats);
@@ -218,12 +228,9 @@ pub fn fault_stream_max_msg_size<H: Harness>() {
         },
     );
     let h = H::new();
-    let sink = h
-        .nats_sink(NatsConfig::new(server.url(), "faults.small").jetstream())
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (builder, spill) = nats_builder(sink, &dir, impatient_retry());
-    let reporter = h.start(builder);
+    let config = NatsConfig::new(server.url(), "faults.small").jetstream();
+    let (reporter, spill) = start_nats(&h, config, &dir, impatient_retry());
     let mut ids = Vec::new();
     for i in 0..30 {
         let r = if i % 3 == 0 {
@@ -250,16 +257,11 @@ pub fn fault_stream_max_msg_size<H: Harness>() {
 pub fn fault_stream_deleted_mid_run<H: Harness>() {
     let server = NatsServer::start();
     let h = H::new();
-    let sink = h
-        .nats_sink(
-            NatsConfig::new(server.url(), "faults.deleted")
-                .jetstream()
-                .ensure_stream("DELETED"),
-        )
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (builder, spill) = nats_builder(sink, &dir, patient_retry());
-    let reporter = h.start(builder);
+    let config = NatsConfig::new(server.url(), "faults.deleted")
+        .jetstream()
+        .ensure_stream("DELETED");
+    let (reporter, spill) = start_nats(&h, config, &dir, patient_retry());
     let mut last = None;
     for i in 0..50 {
         last = Some(reporter.report(report(i)).unwrap());
@@ -287,22 +289,13 @@ pub fn fault_stream_captures_other_subjects<H: Harness>() {
     let server = NatsServer::start();
     create_stream(&server.url(), "WRONGSUBJ", "elsewhere", 1);
     let h = H::new();
-    let sink = h
-        .nats_sink(
-            NatsConfig::new(server.url(), "faults.wrongsubj")
-                .jetstream()
-                .ensure_stream("WRONGSUBJ"),
-        )
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (builder, spill) = nats_builder(sink, &dir, impatient_retry());
-    let reporter = h.start(builder);
-    let ids: Vec<ReportId> = (0..20)
-        .map(|i| reporter.report(report(i)).unwrap().id())
-        .collect();
-    let summary = h.block_on(reporter.shutdown(Duration::from_secs(30)));
+    let config = NatsConfig::new(server.url(), "faults.wrongsubj")
+        .jetstream()
+        .ensure_stream("WRONGSUBJ");
+    let (reporter, spill) = start_nats(&h, config, &dir, impatient_retry());
+    let (ids, summary) = report_then_shut_down(&h, &reporter, 20, Duration::from_secs(30));
     let stats = &summary.stats;
-    assert_accounted(stats);
     assert_eq!(stats.delivered, 0, "[{}] {summary}", H::NAME);
     let why = sink_reason(stats);
     assert!(
@@ -327,16 +320,11 @@ pub fn fault_another_stream_captures_the_subject<H: Harness>() {
     let server = NatsServer::start();
     create_stream(&server.url(), "THEIRS", "faults.theirs", 1);
     let h = H::new();
-    let sink = h
-        .nats_sink(
-            NatsConfig::new(server.url(), "faults.theirs")
-                .jetstream()
-                .ensure_stream("MINE"),
-        )
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (builder, spill) = nats_builder(sink, &dir, patient_retry());
-    let reporter = h.start(builder);
+    let config = NatsConfig::new(server.url(), "faults.theirs")
+        .jetstream()
+        .ensure_stream("MINE");
+    let (reporter, spill) = start_nats(&h, config, &dir, patient_retry());
     let receipts: Vec<_> = (0..50)
         .map(|i| reporter.report(report(i)).unwrap())
         .collect();
@@ -362,16 +350,11 @@ pub fn fault_over_long_subject<H: Harness>() {
     let server = NatsServer::start();
     create_stream(&server.url(), "LONGSUBJ", "faults.long", 1);
     let h = H::new();
-    let sink = h
-        .nats_sink(
-            NatsConfig::new(server.url(), "faults.long")
-                .jetstream()
-                .subject_suffix(SubjectSuffix::SeverityAndKind),
-        )
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (builder, spill) = nats_builder(sink, &dir, impatient_retry());
-    let reporter = h.start(builder);
+    let config = NatsConfig::new(server.url(), "faults.long")
+        .jetstream()
+        .subject_suffix(SubjectSuffix::SeverityAndKind);
+    let (reporter, spill) = start_nats(&h, config, &dir, impatient_retry());
     let long_kind = "k".repeat(5000);
     let ids: Vec<ReportId> = (0..60)
         .map(|i| {
@@ -518,15 +501,7 @@ pub fn fault_slow_syncing_fallback<H: Harness>() {
     let ids: Vec<ReportId> = (0..50)
         .map(|i| reporter.report(report(i)).unwrap().id())
         .collect();
-    let deadline = Duration::from_millis(500);
-    let started = Instant::now();
-    let summary = h.block_on(reporter.shutdown(deadline));
-    let took = started.elapsed();
-    assert!(
-        took <= deadline + Duration::from_millis(250),
-        "[{}] shutdown took {took:?}: {summary}",
-        H::NAME
-    );
+    let summary = shutdown_on_time(&h, &reporter, Duration::from_millis(500));
     assert_accounted(&summary.stats);
     assert_eq!(
         summary.unsynced,

@@ -25,7 +25,8 @@ pub fn quick_retry() -> RetryPolicy {
     }
 }
 
-/// The G2 identity, after shutdown: balanced, nothing in flight, nothing lost.
+/// The identity `accepted == delivered + spilled + lost + in_flight`, after
+/// shutdown: balanced, nothing in flight, nothing lost.
 #[track_caller]
 pub fn assert_accounted(stats: &Stats) {
     assert!(
@@ -50,7 +51,7 @@ pub fn assert_accounted(stats: &Stats) {
 /// After a teardown (runtime or last handle gone while sends were running)
 /// a report may have reached a sink *and* been spilled, since nobody can
 /// know whether an abandoned send got through: at-least-once, deduplicated
-/// downstream by report id (G7). Checked: every accepted id is somewhere,
+/// downstream by report id. Checked: every accepted id is somewhere,
 /// the fallback holds each spilled report once, and the counters match.
 #[track_caller]
 pub fn assert_each_at_least_once(
@@ -88,6 +89,25 @@ pub fn assert_each_at_least_once(
     );
 }
 
+/// Shuts `reporter` down with `deadline` and checks the contract's
+/// deadline: it returned within deadline + 250 ms.
+#[track_caller]
+pub fn shutdown_on_time<H: Harness>(
+    h: &H,
+    reporter: &Reporter,
+    deadline: Duration,
+) -> tidings_core::ShutdownSummary {
+    let started = Instant::now();
+    let summary = h.block_on(reporter.shutdown(deadline));
+    let took = started.elapsed();
+    assert!(
+        took <= deadline + Duration::from_millis(250),
+        "[{}] shutdown took {took:?} with a {deadline:?} deadline: {summary}",
+        H::NAME
+    );
+    summary
+}
+
 /// Every id in `accepted` is in exactly one of `delivered` / `spilled`, and
 /// nothing else is in either.
 #[track_caller]
@@ -109,6 +129,14 @@ pub fn assert_each_exactly_once(
         accepted.len()
     );
     assert_eq!(seen, accepted, "settled ids differ from accepted ids");
+}
+
+/// The end of a test-sink scenario: the identity with nothing lost, and
+/// every accepted id either delivered to the sink or in the fallback, once.
+#[track_caller]
+fn assert_settled(stats: &Stats, ids: &[ReportId], sink: &TestSinkHandle, spill: &MemoryFallback) {
+    assert_accounted(stats);
+    assert_each_exactly_once(ids, &sink.delivered_ids(), &spill.ids());
 }
 
 fn builder(sink: TestSink, fallback: &MemoryFallback) -> tidings_core::ReporterBuilder {
@@ -144,8 +172,7 @@ pub fn in_flight_is_tracked<H: Harness>() {
     control.open_gate();
     let summary = h.block_on(reporter.shutdown(Duration::from_secs(10)));
     assert_eq!(summary.stats.delivered, 10, "[{}] {summary}", H::NAME);
-    assert_accounted(&summary.stats);
-    assert_each_exactly_once(&ids, &control.delivered_ids(), &spill.ids());
+    assert_settled(&summary.stats, &ids, &control, &spill);
 }
 
 /// Shutdown delivers everything accepted before it began, closes the
@@ -162,8 +189,7 @@ pub fn graceful_drain<H: Harness>() {
     assert_eq!(summary.ended_by, Ending::Drained, "[{}] {summary}", H::NAME);
     assert_eq!(summary.stats.delivered, 500);
     assert!(control.was_closed(), "sinks are closed at shutdown");
-    assert_accounted(&summary.stats);
-    assert_each_exactly_once(&ids, &control.delivered_ids(), &spill.ids());
+    assert_settled(&summary.stats, &ids, &control, &spill);
 }
 
 /// A receipt can be awaited, or waited on from a thread; both give the
@@ -252,8 +278,7 @@ pub fn concurrent_reporters<H: Harness>() {
     assert_eq!(ids.len(), 8 * 200 + 1000);
     let summary = h.block_on(reporter.shutdown(Duration::from_secs(30)));
     assert_eq!(summary.stats.accepted, 2600, "[{}] {summary}", H::NAME);
-    assert_accounted(&summary.stats);
-    assert_each_exactly_once(&ids, &control.delivered_ids(), &spill.ids());
+    assert_settled(&summary.stats, &ids, &control, &spill);
 }
 
 /// A sink that never returns: shutdown still returns within deadline +
@@ -269,15 +294,7 @@ pub fn hung_sink_shutdown_on_time<H: Harness>() {
         .collect();
     h.block_on(control.started_at_least(1));
 
-    let deadline = Duration::from_millis(500);
-    let started = Instant::now();
-    let summary = h.block_on(reporter.shutdown(deadline));
-    let took = started.elapsed();
-    assert!(
-        took <= deadline + Duration::from_millis(250),
-        "[{}] shutdown took {took:?} with a {deadline:?} deadline",
-        H::NAME
-    );
+    let summary = shutdown_on_time(&h, &reporter, Duration::from_millis(500));
     assert_eq!(
         summary.ended_by,
         Ending::Deadline,
@@ -287,8 +304,7 @@ pub fn hung_sink_shutdown_on_time<H: Harness>() {
     assert!(summary.deadline_reached);
     assert_eq!(summary.stats.spilled, 100);
     assert!(summary.stats.abandoned >= 1);
-    assert_accounted(&summary.stats);
-    assert_each_exactly_once(&ids, &control.delivered_ids(), &spill.ids());
+    assert_settled(&summary.stats, &ids, &control, &spill);
 }
 
 /// A sink that fails and then recovers: retried reports are delivered; a
@@ -357,8 +373,7 @@ pub fn failing_then_recovering_sink<H: Harness>() {
     assert!(!reporter.stats().sinks[0].down);
 
     let summary = h.block_on(reporter.shutdown(Duration::from_secs(10)));
-    assert_accounted(&summary.stats);
-    assert_each_exactly_once(&ids, &control.delivered_ids(), &spill.ids());
+    assert_settled(&summary.stats, &ids, &control, &spill);
 }
 
 /// Reports during the drain and after shutdown follow the late policy:
@@ -420,8 +435,7 @@ pub fn reports_during_and_after_shutdown<H: Harness>() {
         }
         let stats = reporter.stats();
         assert_eq!(stats.late, 2);
-        assert_accounted(&stats);
-        assert_each_exactly_once(&ids, &control.delivered_ids(), &spill.ids());
+        assert_settled(&stats, &ids, &control, &spill);
     }
 }
 
@@ -512,8 +526,7 @@ pub fn panicking_sink<H: Harness>() {
 
     let summary = h.block_on(reporter.shutdown(Duration::from_secs(10)));
     assert!(summary.stats.sink_panics >= 3);
-    assert_accounted(&summary.stats);
-    assert_each_exactly_once(&ids, &control.delivered_ids(), &spill.ids());
+    assert_settled(&summary.stats, &ids, &control, &spill);
 }
 
 /// Fills the queue of a reporter whose sink is gated: `capacity` queued,
@@ -558,8 +571,7 @@ pub fn overflow_policies<H: Harness>() {
         control.open_gate();
         let summary = h.block_on(reporter.shutdown(Duration::from_secs(10)));
         assert_eq!(summary.stats.delivered, 11);
-        assert_accounted(&summary.stats);
-        assert_each_exactly_once(&ids, &control.delivered_ids(), &spill.ids());
+        assert_settled(&summary.stats, &ids, &control, &spill);
     }
     // Spill.
     {
@@ -585,8 +597,7 @@ pub fn overflow_policies<H: Harness>() {
         let summary = h.block_on(reporter.shutdown(Duration::from_secs(10)));
         assert_eq!((summary.stats.delivered, summary.stats.spilled), (11, 1));
         assert_eq!(summary.stats.overflowed, 1);
-        assert_accounted(&summary.stats);
-        assert_each_exactly_once(&ids, &control.delivered_ids(), &spill.ids());
+        assert_settled(&summary.stats, &ids, &control, &spill);
     }
     // Block: times out while the sink is stuck, succeeds once room appears.
     {
@@ -624,8 +635,7 @@ pub fn overflow_policies<H: Harness>() {
         assert_eq!(stats.blocked, 2, "[{}] {stats:?}", H::NAME);
         assert_eq!(stats.refused, 1);
         assert_eq!(stats.delivered, 12);
-        assert_accounted(stats);
-        assert_each_exactly_once(&ids, &control.delivered_ids(), &spill.ids());
+        assert_settled(stats, &ids, &control, &spill);
     }
 }
 

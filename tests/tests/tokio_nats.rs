@@ -4,7 +4,7 @@
 //! guard dropped inside a runtime, paused time). The conformance suite runs on both tokio flavors
 //! from `tokio_multi_thread.rs` and `tokio_current_thread.rs`.
 //!
-//! Every test ends with the G2 identity (`accepted == delivered + spilled +
+//! Every test ends with the identity (`accepted == delivered + spilled +
 //! lost + in_flight`, `in_flight == 0`, `lost == 0`) and counts what really
 //! arrived at the server.
 

@@ -11,21 +11,7 @@ use tidings::nats::NatsConfig;
 use tidings::{Report, ReportId, Reporter, ShutdownSummary};
 use tidings_conformance::wait_until;
 
-/// The binary, with no NATS settings or colour from the environment.
-pub fn tidings() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidings"));
-    for var in [
-        "NATS_URL",
-        "NATS_USER",
-        "NATS_PASSWORD",
-        "NATS_TOKEN",
-        "NATS_CREDS",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
+pub use crate::support::tidings;
 
 /// How long a command that ends by itself may take in these tests.
 const RUN_WITHIN: Duration = Duration::from_secs(120);

@@ -4,4 +4,6 @@
 mod check;
 mod common;
 mod replay;
+#[path = "../support/mod.rs"]
+mod support;
 mod tail;

@@ -216,7 +216,7 @@ fn decode_report(body: &[u8]) -> Result<Record, DecodeError> {
 }
 
 fn decode_ack(body: &[u8]) -> Result<Record, DecodeError> {
-    if body.is_empty() || body.len() % ACK_RANGE_LEN != 0 {
+    if body.is_empty() || !body.len().is_multiple_of(ACK_RANGE_LEN) {
         return Err(bad_body(format!(
             "ack body of {} bytes is not a non-empty list of 16-byte ranges",
             body.len()

@@ -119,7 +119,7 @@ impl Chunk {
     fn push(&mut self, end: u32, live: bool) {
         let k = self.ends.len();
         self.ends.push(end);
-        if k % 64 == 0 {
+        if k.is_multiple_of(64) {
             self.live.push(0);
         }
         if live {
