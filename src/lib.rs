@@ -53,10 +53,10 @@
 
 // What a program reporting errors uses.
 pub use tidings_core::{
-    Ack, Diagnostic, Ending, Observer, Outcome, Phase, Receipt, Refused, RefusedReason, Report,
-    ReportId, Reporter, ReporterBuilder, Severity, ShutdownSummary, SinkOutcome, SinkResult,
-    SinkStats, Source, SpillDestination, SpillReason, Stats, Status, Timestamp,
-    DEFAULT_REPORTS_FILE, SCHEMA_VERSION,
+    Ack, Diagnostic, Ending, Fingerprint, Folding, Observer, Outcome, Phase, Receipt, Refused,
+    RefusedReason, Report, ReportId, Reporter, ReporterBuilder, Severity, ShutdownSummary,
+    SinkOutcome, SinkResult, SinkStats, Source, SpillDestination, SpillReason, Stats, Status,
+    Timestamp, DEFAULT_REPORTS_FILE, SCHEMA_VERSION,
 };
 // Configuration and its errors.
 pub use tidings_core::{BuildError, ConfigError, Late, Overflow, RetryPolicy, SpoolMode};
@@ -68,7 +68,7 @@ pub use tidings_core::{
 // Report encoding limits.
 pub use tidings_core::{Encoded, InvalidReportId, TooLarge};
 // For writing an adapter of your own: the runtime trait and the guard.
-pub use tidings_core::{context, guard, nats, spool};
+pub use tidings_core::{context, fold, guard, nats, spool};
 pub use tidings_core::{
     BoxSleep, BoxTask, EndSynchronously, Guard, LiveTask, LiveTasks, Runtime, SpawnError,
 };

@@ -189,8 +189,13 @@ mod tests {
     async fn dropping_the_guard_in_a_multi_thread_runtime_drains() {
         let (sink, delivered) = TestSink::new("mem");
         let spill = MemoryFallback::new();
-        let (reporter, guard) =
-            start(Reporter::builder().sink(sink).fallback(spill.clone())).unwrap();
+        let (reporter, guard) = start(
+            Reporter::builder()
+                .folding(tidings_core::Folding::off())
+                .sink(sink)
+                .fallback(spill.clone()),
+        )
+        .unwrap();
         report_n(&reporter, 1000);
         drop(guard);
         let summary = reporter.summary().expect("closed by the guard");
@@ -205,8 +210,13 @@ mod tests {
         let (sink, delivered) = TestSink::new("mem");
         delivered.set_behavior(Behavior::Hang);
         let spill = MemoryFallback::new();
-        let (reporter, guard) =
-            start(Reporter::builder().sink(sink).fallback(spill.clone())).unwrap();
+        let (reporter, guard) = start(
+            Reporter::builder()
+                .folding(tidings_core::Folding::off())
+                .sink(sink)
+                .fallback(spill.clone()),
+        )
+        .unwrap();
         report_n(&reporter, 1000);
         drop(guard);
         let s = reporter.summary().expect("closed by the guard").stats;

@@ -207,6 +207,7 @@ fn bench_report(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("tidings/idle_worker", threads), |b| {
             let rt = ManualRuntime::new();
             let reporter = Reporter::builder()
+                .folding(tidings_core::Folding::off())
                 .sink(NopSink)
                 .capacity(CAPACITY)
                 .overflow(Overflow::Reject)
@@ -237,6 +238,7 @@ fn bench_report(c: &mut Criterion) {
             let (reporter, guard) = tidings_tokio::start_on(
                 rt.handle().clone(),
                 Reporter::builder()
+                    .folding(tidings_core::Folding::off())
                     .sink(NopSink)
                     .capacity(CAPACITY)
                     .overflow(Overflow::Reject),

@@ -260,6 +260,7 @@ pub(crate) async fn connect_tokio_sink(url: &str, jetstream: bool) -> tidings_to
 /// queue, spills go to memory.
 pub(crate) fn builder(n: usize) -> ReporterBuilder {
     Reporter::builder()
+        .folding(tidings_core::Folding::off())
         .service(tidings_bench::SERVICE)
         .capacity(n)
         .fallback(MemoryFallback::new())

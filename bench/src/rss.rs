@@ -204,6 +204,7 @@ pub fn child(config: Config, url: &str, n: usize) {
                 .expect("sink");
             let client = sink.client().clone();
             let builder = Reporter::builder()
+                .folding(tidings_core::Folding::off())
                 .service(tidings_bench::SERVICE)
                 .log_to_stderr(false)
                 .sink(sink);

@@ -129,6 +129,7 @@ pub fn tidings(server: &Server, flavor: Flavor, subject: &str, n: usize) -> Tria
             .expect("sink");
         let (reporter, guard) = tidings_tokio::start(
             Reporter::builder()
+                .folding(tidings_core::Folding::off())
                 .service(tidings_bench::SERVICE)
                 // The whole trial fits the queue: what is tested is the
                 // teardown, not the overflow policy.

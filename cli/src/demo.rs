@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tidings::fold::FOLDED_KEY;
 use tidings::nats::NatsConfig;
 use tidings::{
-    Ack, Batch, JsonLinesFile, JsonLinesSink, Report, ReportId, Reporter, RetryPolicy, Severity,
-    ShutdownSummary, Sink, SinkError, SinkFuture,
+    Ack, Batch, Folding, JsonLinesFile, JsonLinesSink, Report, ReportId, Reporter, RetryPolicy,
+    Severity, ShutdownSummary, Sink, SinkError, SinkFuture,
 };
 
 /// Which adapter runs the demo.
@@ -129,6 +130,13 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult, String> {
         .instance(format!("pid-{}", std::process::id()))
         .fallback(fallback)
         .capacity(1024)
+        // Short windows, so a demo of a second shows repeats folding
+        // alongside the outage's spills.
+        .folding(Folding {
+            threshold: 20,
+            window: Duration::from_millis(250),
+            ..Folding::default()
+        })
         .retry(RetryPolicy {
             initial_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(200),
@@ -178,6 +186,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult, String> {
          from 40% to 70% of the run",
         opts.threads, opts.reports_per_thread
     );
+    println!("  folding:      the first 20 of each kind per 250 ms go out; the rest are counted");
 
     let started = host.start(builder)?;
     let reporter = started.reporter.clone();
@@ -284,14 +293,17 @@ fn verify(
     if !(s.is_balanced() && s.in_flight == 0 && s.lost == 0) {
         return Err(format!("identity does not hold: {s:?}"));
     }
-    if s.accepted as usize != accepted.len() {
+    // The reporter's own aggregate reports (folded repeats) are accepted
+    // too, but have no receipt here.
+    if s.accepted != accepted.len() as u64 + s.aggregates {
         return Err(format!(
-            "{} receipts but {} accepted",
+            "{} receipts and {} aggregates but {} accepted",
             accepted.len(),
+            s.aggregates,
             s.accepted
         ));
     }
-    let read = |p: &std::path::Path| -> Result<Vec<ReportId>, String> {
+    let read = |p: &std::path::Path| -> Result<Vec<Report>, String> {
         if !p.exists() {
             return Ok(Vec::new());
         }
@@ -299,39 +311,62 @@ fn verify(
         if bad > 0 {
             return Err(format!("{bad} unreadable lines in {}", p.display()));
         }
-        Ok(reports.into_iter().map(|r| r.id).collect())
+        Ok(reports)
     };
-    let spilled = read(spill_path)?;
-    let spilled_set: HashSet<ReportId> = spilled.iter().copied().collect();
-    if spilled.len() as u64 != s.spilled || spilled_set.len() != spilled.len() {
+    // Individual reports, and the folds counted by aggregates.
+    let split = |reports: Vec<Report>| -> (Vec<ReportId>, u64, u64) {
+        let mut ids = Vec::new();
+        let (mut aggregates, mut folded) = (0, 0);
+        for r in reports {
+            match r.context.get(FOLDED_KEY).and_then(|f| f["count"].as_u64()) {
+                Some(count) => {
+                    aggregates += 1;
+                    folded += count;
+                }
+                None => ids.push(r.id),
+            }
+        }
+        (ids, aggregates, folded)
+    };
+    let spilled_reports = read(spill_path)?;
+    if spilled_reports.len() as u64 != s.spilled {
         return Err(format!(
             "{} lines in {} but {} spilled",
-            spilled.len(),
+            spilled_reports.len(),
             spill_path.display(),
             s.spilled
         ));
     }
+    let (spilled, spilled_aggregates, spilled_folds) = split(spilled_reports);
+    let spilled_set: HashSet<ReportId> = spilled.iter().copied().collect();
+    if spilled_set.len() != spilled.len() {
+        return Err(format!("duplicates in {}", spill_path.display()));
+    }
     let accepted_set: HashSet<ReportId> = accepted.iter().copied().collect();
     if opts.nats.is_some() {
         // Delivered reports are on the server; check what we can locally.
-        let missing = accepted_set
+        let not_spilled = accepted_set
             .iter()
             .filter(|id| !spilled_set.contains(id))
             .count() as u64;
-        if missing != s.delivered {
+        let expected = s.delivered + s.folded - (s.aggregates - spilled_aggregates);
+        if not_spilled != expected {
             return Err(format!(
-                "{missing} reports not spilled but {} delivered",
-                s.delivered
+                "{not_spilled} reports not spilled but {} delivered and {} folded",
+                s.delivered, s.folded
             ));
         }
         return Ok(format!(
-            "{} spilled reports are in {}; the other {} were delivered to NATS",
+            "{} spilled reports are in {}; the other {} were delivered to NATS or folded \
+             ({} folded into {} aggregate reports)",
             spilled.len(),
             spill_path.display(),
-            s.delivered
+            not_spilled,
+            s.folded,
+            s.aggregates
         ));
     }
-    let delivered = read(reports_path)?;
+    let (delivered, delivered_aggregates, delivered_folds) = split(read(reports_path)?);
     let delivered_set: HashSet<ReportId> = delivered.iter().copied().collect();
     if delivered_set.len() != delivered.len() {
         return Err(format!("duplicates in {}", reports_path.display()));
@@ -339,16 +374,36 @@ fn verify(
     if delivered_set.intersection(&spilled_set).next().is_some() {
         return Err("a report is both delivered and spilled".to_owned());
     }
-    let union: HashSet<ReportId> = delivered_set.union(&spilled_set).copied().collect();
-    if union != accepted_set {
+    let folds = delivered_folds + spilled_folds;
+    if folds != s.folded || delivered_aggregates + spilled_aggregates != s.aggregates {
         return Err(format!(
-            "{} reports found in the files, {} accepted",
-            union.len(),
+            "aggregates in the files count {folds} folded reports in {} aggregates; the \
+             summary says {} in {}",
+            delivered_aggregates + spilled_aggregates,
+            s.folded,
+            s.aggregates
+        ));
+    }
+    let individual: HashSet<ReportId> = delivered_set.union(&spilled_set).copied().collect();
+    if !individual.is_subset(&accepted_set)
+        || individual.len() as u64 + folds != accepted_set.len() as u64
+    {
+        return Err(format!(
+            "{} reports found one by one and {folds} folded, {} accepted",
+            individual.len(),
             accepted_set.len()
         ));
     }
+    let folded_note = if folds > 0 {
+        format!(
+            "; {folds} repeats folded into {} aggregate reports whose counts add up",
+            s.aggregates
+        )
+    } else {
+        String::new()
+    };
     Ok(format!(
-        "all {} accepted reports found exactly once: {} in {}, {} in {}",
+        "all {} accepted reports found exactly once: {} in {}, {} in {}{folded_note}",
         accepted.len(),
         delivered.len(),
         reports_path.display(),

@@ -263,6 +263,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, Failure> {
         .block_on(tidings::tokio::NatsSink::connect(config.clone()))
         .map_err(|e| Failure::usage(format!("{}: {}", conn::flag_of(e.field()), e.problem())))?;
     let builder = Reporter::builder()
+        .folding(tidings::Folding::off())
         .sink(sink)
         .fallback(fallback)
         .capacity(4096)
@@ -499,8 +500,10 @@ impl Counts {
                     &self.stored
                 }
             }
-            Status::Spilled { .. } => &self.failed,
             Status::Lost { .. } => &self.lost,
+            // Spilled, or anything else not in the stream (replay turns
+            // folding off, so nothing is folded): written to the failed file.
+            _ => &self.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }

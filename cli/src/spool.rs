@@ -83,6 +83,7 @@ pub fn replay(dir: &Path, opts: &ReplayOptions) -> Result<bool, String> {
         .map_err(|e| format!("{}: {}", crate::conn::flag_of(e.field()), e.problem()))?;
     let (reporter, guard) = tidings::blocking::start(
         Reporter::builder()
+            .folding(tidings::Folding::off())
             .service("tidings-spool-replay")
             .sink(sink)
             .spool(SpoolConfig::new(dir), SpoolMode::OnSpill),

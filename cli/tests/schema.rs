@@ -214,6 +214,7 @@ fn report_with_every_field() -> Report {
         chain: _,
         backtrace: _,
         truncated: _,
+        fingerprint: _,
     } = Report::error("k", "m");
     let Source {
         service: _,
@@ -238,6 +239,7 @@ fn report_with_every_field() -> Report {
         chain: vec!["cause".into()],
         backtrace: Some("frame".into()),
         truncated: true,
+        fingerprint: Some(tidings::Fingerprint::from_key("k")),
     }
 }
 

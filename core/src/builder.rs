@@ -5,11 +5,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::config::{Config, ConfigError, Late, Overflow, RetryPolicy};
+use crate::config::{BeforeSend, Config, ConfigError, Late, Overflow, RetryPolicy};
 use crate::durable::{Durable, SpoolMode};
 use crate::entry::SpillReason;
 use crate::fallback::{Fallback, FallbackError, Stderr};
 use crate::file_sink::JsonLinesSink;
+use crate::fold::Folding;
+use crate::report::Report;
 use crate::reporter::Reporter;
 use crate::runtime::{Runtime, SpawnError};
 use crate::shared::Shared;
@@ -169,6 +171,51 @@ impl ReporterBuilder {
     /// printed.
     pub fn log_to_stderr(mut self, yes: bool) -> Self {
         self.config.log_to_stderr = yes;
+        self
+    }
+
+    /// How repeats of one fingerprint are folded into counted aggregate
+    /// reports (default: on, the first 100 per fingerprint per 10 s go out
+    /// one by one; see [`crate::fold`]). [`Folding::off`] sends every
+    /// report on its own.
+    pub fn folding(mut self, folding: Folding) -> Self {
+        self.config.folding = folding;
+        self
+    }
+
+    /// A hook that sees every report before it is accepted (after the
+    /// source is filled in and before folding), and may change it or drop
+    /// it: return `false` to drop. A dropped report is never accepted:
+    /// `report()` hands it back
+    /// ([`RefusedReason::Filtered`](crate::RefusedReason::Filtered)) and it is
+    /// counted in `filtered`. A hook that panics lets the report through
+    /// unchanged; the panic is counted (`before_send_panics`) and said once,
+    /// never passed on to the caller.
+    ///
+    /// ```
+    /// use tidings_core::testing::{ManualRuntime, TestSink};
+    /// use tidings_core::{RefusedReason, Report, Reporter};
+    ///
+    /// let rt = ManualRuntime::new();
+    /// let (sink, _) = TestSink::new("mem");
+    /// let reporter = Reporter::builder()
+    ///     .sink(sink)
+    ///     .before_send(|report| {
+    ///         report.context.remove("session");
+    ///         report.kind != "noise"
+    ///     })
+    ///     .build(rt.handle())
+    ///     .unwrap();
+    /// let dropped = reporter.report(Report::info("noise", "tick")).unwrap_err();
+    /// assert_eq!(dropped.reason(), RefusedReason::Filtered);
+    /// assert_eq!(reporter.stats().filtered, 1);
+    /// assert_eq!(reporter.stats().accepted, 0);
+    /// ```
+    pub fn before_send(
+        mut self,
+        hook: impl Fn(&mut Report) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.config.before_send = Some(BeforeSend(std::sync::Arc::new(hook)));
         self
     }
 

@@ -95,6 +95,21 @@ pub(crate) struct Config {
     pub(crate) shutdown_deadline: Duration,
     pub(crate) close_grace: Duration,
     pub(crate) log_to_stderr: bool,
+    pub(crate) folding: crate::fold::Folding,
+    pub(crate) before_send: Option<BeforeSend>,
+}
+
+/// A `before_send` hook (see
+/// [`ReporterBuilder::before_send`](crate::ReporterBuilder::before_send)).
+#[derive(Clone)]
+pub(crate) struct BeforeSend(
+    pub(crate) std::sync::Arc<dyn Fn(&mut crate::Report) -> bool + Send + Sync>,
+);
+
+impl std::fmt::Debug for BeforeSend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BeforeSend(..)")
+    }
 }
 
 impl Default for Config {
@@ -111,6 +126,8 @@ impl Default for Config {
             shutdown_deadline: Duration::from_secs(5),
             close_grace: Duration::from_millis(100),
             log_to_stderr: true,
+            folding: crate::fold::Folding::default(),
+            before_send: None,
         }
     }
 }
@@ -155,6 +172,15 @@ impl Config {
             ));
         }
         positive("shutdown_deadline", self.shutdown_deadline)?;
+        if self.folding.enabled {
+            positive("folding.window", self.folding.window)?;
+            if self.folding.max_fingerprints == 0 {
+                return Err(ConfigError::new(
+                    "folding.max_fingerprints",
+                    "must be at least 1 (or turn folding off)",
+                ));
+            }
+        }
         Ok(())
     }
 }

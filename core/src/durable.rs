@@ -197,6 +197,22 @@ impl Durable {
         Ok(())
     }
 
+    /// Acknowledges every record in `set` (the reports an aggregate folded,
+    /// once the aggregate is delivered or spilled), a slice at a time.
+    pub(crate) fn ack_set(&self, set: &RangeSet) {
+        let mut chunk = Vec::with_capacity(4096);
+        for (first, last) in set.ranges() {
+            for id in first..=last {
+                chunk.push(RecordId::new(id));
+                if chunk.len() == chunk.capacity() {
+                    self.ack(&chunk);
+                    chunk.clear();
+                }
+            }
+        }
+        self.ack(&chunk);
+    }
+
     /// Acknowledges delivered (or handed back) records. A failure only
     /// means they may be replayed once more (deduplicated by report id).
     pub(crate) fn ack(&self, ids: &[RecordId]) {
@@ -321,6 +337,15 @@ impl RangeSet {
         if x < e {
             self.ranges.insert(x + 1, e);
         }
+    }
+
+    /// The ranges, in order (inclusive).
+    pub(crate) fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.ranges.iter().map(|(&s, &e)| (s, e))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
     }
 
     #[cfg(test)]

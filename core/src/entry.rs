@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use event_listener::{Event, EventListener, Listener};
 
+use crate::durable::RangeSet;
 use crate::report::{Report, ReportId};
 use crate::sink::{Ack, SinkError};
 use crate::spool::RecordId;
@@ -27,11 +28,15 @@ const CLAIMED: u8 = 1;
 const DELIVERED: u8 = 2;
 const SPILLED: u8 = 3;
 const LOST: u8 = 4;
+const FOLDED: u8 = 5;
 
 pub(crate) struct Entry {
     pub(crate) report: Report,
     /// Its spool record when written ahead (see `durable`).
     pub(crate) record: Option<RecordId>,
+    /// For an aggregate report: the write-ahead records of the reports it
+    /// folded, released once it is delivered or spilled.
+    pub(crate) folded_records: Option<Box<RangeSet>>,
     state: AtomicU8,
     /// True while a [`Receipt`] for this entry is alive: only then is a
     /// detailed [`Outcome`] built (it costs allocations per report).
@@ -47,6 +52,7 @@ impl Entry {
         Entry {
             report,
             record: None,
+            folded_records: None,
             state: AtomicU8::new(PENDING),
             watched: AtomicBool::new(true),
             outcome: Mutex::new(None),
@@ -93,6 +99,7 @@ impl Entry {
             StatusKind::Delivered => DELIVERED,
             StatusKind::Spilled => SPILLED,
             StatusKind::Lost => LOST,
+            StatusKind::Folded => FOLDED,
         };
         self.state.store(final_state, Ordering::Release);
         self.done.notify(usize::MAX);
@@ -114,6 +121,9 @@ impl Entry {
                 reason: SpillReason::SinkFailed,
                 to: String::new(),
             },
+            FOLDED => Status::Folded {
+                into: self.report.id,
+            },
             _ => Status::Lost {
                 reason: String::from("fallback failed"),
             },
@@ -132,6 +142,7 @@ pub(crate) enum StatusKind {
     Delivered,
     Spilled,
     Lost,
+    Folded,
 }
 
 /// What happened to one report, in the end.
@@ -157,6 +168,11 @@ impl Outcome {
         matches!(self.status, Status::Spilled { .. })
     }
 
+    /// True when the report was folded into an aggregate.
+    pub fn is_folded(&self) -> bool {
+        matches!(self.status, Status::Folded { .. })
+    }
+
     /// The result for the sink called `name`, if it was involved.
     pub fn sink(&self, name: &str) -> Option<&SinkResult> {
         self.sinks
@@ -173,6 +189,7 @@ impl fmt::Display for Outcome {
             Status::Delivered => f.write_str("delivered")?,
             Status::Spilled { reason, to } => write!(f, "spilled to {to} ({reason})")?,
             Status::Lost { reason } => write!(f, "LOST ({reason})")?,
+            Status::Folded { into } => write!(f, "folded into aggregate {into}")?,
         }
         for s in &self.sinks {
             write!(f, "; {}: {}", s.sink, s.result)?;
@@ -183,6 +200,7 @@ impl fmt::Display for Outcome {
 
 /// Where a report ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Status {
     /// Every sink took it.
     Delivered,
@@ -197,6 +215,13 @@ pub enum Status {
     Lost {
         /// What failed.
         reason: String,
+    },
+    /// A repeat of a fingerprint beyond the folding threshold: counted in
+    /// `folded` and in the aggregate report `into`, which is delivered,
+    /// spilled or lost like any report (see [`crate::fold`]).
+    Folded {
+        /// The aggregate report that counts it.
+        into: ReportId,
     },
 }
 

@@ -24,6 +24,7 @@
 //! thread.
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use async_channel::{Receiver, Sender, TrySendError};
@@ -31,8 +32,9 @@ use event_listener::{Event, EventListener, Listener};
 use futures::future::{self, Either};
 
 use crate::config::{Late, Overflow};
-use crate::entry::{Entry, Receipt, SpillReason};
-use crate::report::Report;
+use crate::entry::{Entry, Outcome, Receipt, SpillReason, Status, StatusKind};
+use crate::fold::{Aggregate, Decision};
+use crate::report::{Report, ReportId};
 use crate::shared::Shared;
 use crate::stats::inc;
 use crate::sync::{Arc, Ordering};
@@ -88,6 +90,9 @@ pub enum RefusedReason {
     /// Shutdown had begun (or finished) and the late policy is
     /// [`Late::Refuse`].
     Closed,
+    /// The `before_send` hook dropped it
+    /// ([`ReporterBuilder::before_send`](crate::ReporterBuilder::before_send)).
+    Filtered,
 }
 
 /// A report refused at the door, handed back to the caller.
@@ -132,6 +137,7 @@ impl fmt::Display for Refused {
             RefusedReason::Full => "the queue is full",
             RefusedReason::Timeout => "the queue stayed full for the whole block timeout",
             RefusedReason::Closed => "the reporter is shutting down or closed",
+            RefusedReason::Filtered => "the before_send hook dropped it",
         };
         write!(f, "report {} refused: {why}", self.report.id)
     }
@@ -217,6 +223,26 @@ impl<'a> Admission<'a> {
         }
     }
 
+    /// Folded into the aggregate `into` (see [`crate::fold`]): accepted,
+    /// and settled at once as folded; never queued. Its write-ahead record
+    /// stays with the aggregate.
+    fn fold(mut self, into: ReportId) -> Receipt {
+        let entry = self.entry.take().expect("not ended");
+        let counters = &self.shared.counters.producer;
+        inc(&counters.accepted);
+        inc(&counters.folded);
+        counters.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if entry.claim() {
+            let outcome = entry.is_watched().then(|| Outcome {
+                id: entry.report.id,
+                status: Status::Folded { into },
+                sinks: Vec::new(),
+            });
+            entry.finish(outcome, StatusKind::Folded);
+        }
+        Receipt::new(entry)
+    }
+
     /// Intake is closed (shutdown began): the late policy.
     fn late(self) -> Result<Receipt, Refused> {
         inc(&self.shared.counters.producer.late);
@@ -235,10 +261,108 @@ impl Drop for Admission<'_> {
     }
 }
 
+/// What happens before admission: the `before_send` hook may change or
+/// drop the report. A panicking hook lets the original through.
+fn screen(shared: &Shared, mut report: Report) -> Result<Report, Refused> {
+    let Some(hook) = &shared.config.before_send else {
+        return Ok(report);
+    };
+    let original = report.clone();
+    match std::panic::catch_unwind(AssertUnwindSafe(|| (hook.0)(&mut report))) {
+        Ok(true) => Ok(report),
+        Ok(false) => {
+            inc(&shared.counters.producer.filtered);
+            Err(Refused {
+                reason: RefusedReason::Filtered,
+                report: Box::new(report),
+            })
+        }
+        Err(_) => {
+            inc(&shared.counters.producer.before_send_panics);
+            shared.note(
+                "before_send",
+                "the hook panicked; the report went on unchanged",
+            );
+            Ok(original)
+        }
+    }
+}
+
+/// Screens, prepares and admits `report`, folding it when it is a repeat
+/// beyond the threshold. `Ok` is a receipt already settled (folded);
+/// `Err` the admission to offer to the queue.
+fn admit(shared: &Shared, report: Report) -> Result<Result<Receipt, Admission<'_>>, Refused> {
+    let report = screen(shared, report)?;
+    let admission = Admission::begin(shared, report);
+    if !shared.folds.enabled() || !shared.is_running() {
+        return Ok(Err(admission));
+    }
+    let entry = admission.entry();
+    let Some(fingerprint) = entry.report.fingerprint else {
+        return Ok(Err(admission));
+    };
+    let now = shared.runtime.now();
+    let (folded_into, closed) =
+        match shared
+            .folds
+            .decide(&entry.report, fingerprint, now, entry.record)
+        {
+            Decision::Pass(closed) => (None, closed),
+            Decision::Folded(into, closed) => (Some(into), closed),
+            Decision::TableFull(closed) => {
+                inc(&shared.counters.producer.fold_table_full);
+                shared.note(
+                    "folding",
+                    "the fold table is full: reports with new fingerprints go out unfolded",
+                );
+                (None, closed)
+            }
+        };
+    if let Some(aggregate) = closed {
+        emit_aggregate(shared, aggregate);
+    }
+    Ok(match folded_into {
+        Some(into) => Ok(admission.fold(into)),
+        None => Err(admission),
+    })
+}
+
+/// Sends an aggregate report (folded repeats, see [`crate::fold`]) like
+/// any report, except that it is never refused: when the queue is full or
+/// closed it is spilled. The records of the reports it folded are released
+/// once it is delivered or spilled.
+pub(crate) fn emit_aggregate(shared: &Shared, aggregate: Aggregate) {
+    let (mut report, records) = aggregate.into_report();
+    shared.prepare(&mut report);
+    inc(&shared.counters.producer.aggregates);
+    let mut admission = Admission::begin(shared, report);
+    if !records.is_empty() {
+        // Only this admission holds the entry so far: set before it is
+        // offered.
+        if let Some(entry) = admission.entry.as_mut().and_then(Arc::get_mut) {
+            entry.folded_records = Some(Box::new(records));
+        }
+    }
+    match admission.offer() {
+        Ok(_receipt) => {}
+        Err((admission, Turned::Full)) => {
+            inc(&shared.counters.producer.overflowed);
+            admission.spill(SpillReason::Overflow);
+        }
+        Err((admission, Turned::Closed)) => {
+            admission.spill(SpillReason::Closed);
+        }
+    }
+}
+
 /// `report()`: never waits, except under [`Overflow::Block`], on this
 /// thread, at most for its timeout.
 pub(crate) fn report(shared: &Shared, report: Report) -> Result<Receipt, Refused> {
-    match Admission::begin(shared, report).offer() {
+    let admission = match admit(shared, report)? {
+        Ok(folded) => return Ok(folded),
+        Err(admission) => admission,
+    };
+    match admission.offer() {
         Ok(receipt) => Ok(receipt),
         Err((admission, Turned::Closed)) => admission.late(),
         Err((admission, Turned::Full)) => {
@@ -292,7 +416,10 @@ pub(crate) async fn report_async(shared: &Shared, report: Report) -> Result<Rece
     let Overflow::Block { timeout } = shared.config.overflow else {
         return self::report(shared, report);
     };
-    let mut admission = Admission::begin(shared, report);
+    let mut admission = match admit(shared, report)? {
+        Ok(folded) => return Ok(folded),
+        Err(admission) => admission,
+    };
     let mut timer = shared.runtime.sleep(timeout);
     let mut counted = false;
     loop {

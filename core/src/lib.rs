@@ -119,6 +119,7 @@ mod durable;
 mod entry;
 mod fallback;
 mod file_sink;
+pub mod fold;
 pub mod guard;
 mod health;
 mod intake;
@@ -149,11 +150,12 @@ pub use durable::{SpoolMode, SpoolSummary};
 pub use entry::{Outcome, Receipt, SinkOutcome, SinkResult, SpillReason, Status};
 pub use fallback::{Fallback, FallbackError, JsonLinesFile, Stderr, STDERR_PREFIX};
 pub use file_sink::JsonLinesSink;
+pub use fold::Folding;
 pub use guard::{EndSynchronously, Guard};
 pub use intake::{Refused, RefusedReason};
 pub use lifecycle::Phase;
 pub use report::{
-    Encoded, InvalidReportId, Report, ReportId, Severity, Source, Timestamp, TooLarge,
+    Encoded, Fingerprint, InvalidReportId, Report, ReportId, Severity, Source, Timestamp, TooLarge,
     SCHEMA_VERSION,
 };
 pub use reporter::{Observer, Reporter};

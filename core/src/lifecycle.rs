@@ -116,6 +116,10 @@ impl Shared {
             Ordering::SeqCst,
             Ordering::SeqCst,
         );
+        // No report folds from now on (intake folds only while running);
+        // every open fold window closes, its aggregate queued to be drained
+        // like any report. A fold racing this lands in `finish`'s sweep.
+        self.flush_folds(true);
         // Closing the queue is what makes the drain complete: once closed
         // and empty, the worker's receive ends; offers fail with `Closed`.
         self.queue.close();
@@ -149,6 +153,8 @@ impl Shared {
         }
         self.queue.close();
         self.set_stop_reason(reason);
+        // Aggregates of windows still open: spilled (the queue is closed).
+        self.flush_folds(true);
         for batch in self.stop_registering() {
             self.spill_abandoned(&batch.entries, reason);
         }
@@ -172,6 +178,21 @@ impl Shared {
         self.lifecycle.closed.notify(usize::MAX);
         self.lifecycle.changed.notify(usize::MAX);
         summary
+    }
+}
+
+impl Shared {
+    /// Sends the aggregates of fold windows that have ended by now (every
+    /// open one with `everything`): queued while intake is open, spilled
+    /// once it is closed. Never refused.
+    pub(crate) fn flush_folds(&self, everything: bool) {
+        if !self.folds.enabled() {
+            return;
+        }
+        let now = self.runtime.now();
+        for aggregate in self.folds.take_closed(now, everything) {
+            crate::intake::emit_aggregate(self, aggregate);
+        }
     }
 }
 

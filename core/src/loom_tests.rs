@@ -34,6 +34,9 @@ fn reporter(late: Late, fallback: &MemoryFallback) -> (Reporter, ManualRuntime) 
         .fallback(fallback.clone())
         .late(late)
         .capacity(4)
+        // The models are about intake, the worker, close and teardown;
+        // folding's table would only multiply the interleavings.
+        .folding(crate::Folding::off())
         .log_to_stderr(false)
         .build(rt.handle())
         .unwrap();

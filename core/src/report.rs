@@ -298,6 +298,173 @@ pub struct Report {
     /// read back (see [`Report::with_context`]).
     #[serde(default, skip_serializing_if = "is_false")]
     pub truncated: bool,
+    /// What makes two reports "the same error" for folding (see
+    /// [`crate::fold`]): set with [`Report::with_fingerprint`], else derived
+    /// by `report()` ([`Fingerprint::of`]). Written on the wire, so
+    /// readers can group by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// What makes two reports "the same error": 64 bits, written as 16
+/// lowercase hex digits.
+///
+/// The default, [`Fingerprint::of`], hashes the report's service,
+/// kind and message, with the volatile parts of the message masked: every
+/// maximal run of hexadecimal characters and `-` that contains a decimal
+/// digit and is not glued to other letters (numbers, hex ids, UUIDs, the
+/// parts of an IP address; not `user42x`) counts as one `#`. So
+/// `"connection 17 refused"` and `"connection 4242 refused"` are one
+/// fingerprint; `"disk full"` and `"disk fail"` are two.
+///
+/// ```
+/// use tidings_core::{Fingerprint, Report};
+/// let a = Report::error("db", "query 17 failed on 10.0.0.7");
+/// let b = Report::error("db", "query 4242 failed on 10.0.0.9");
+/// let c = Report::error("db", "query failed");
+/// assert_eq!(Fingerprint::of(&a), Fingerprint::of(&b));
+/// assert_ne!(Fingerprint::of(&a), Fingerprint::of(&c));
+/// assert_eq!(Fingerprint::of(&a).to_string().len(), 16);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Fingerprint(u64);
+
+impl Fingerprint {
+    /// The fingerprint `report()` gives a report that has none.
+    pub fn of(report: &Report) -> Fingerprint {
+        let mut h = FingerprintHasher::new();
+        h.write(report.source.service.as_bytes());
+        h.write(&[0xff]);
+        h.write(report.kind.as_bytes());
+        h.write(&[0xff]);
+        write_masked(&mut h, &report.message);
+        Fingerprint(h.finish())
+    }
+
+    /// The fingerprint of a key of your own (e.g. an error code).
+    pub fn from_key(key: &str) -> Fingerprint {
+        let mut h = FingerprintHasher::new();
+        h.write(key.as_bytes());
+        Fingerprint(h.finish())
+    }
+
+    /// The 64 bits.
+    pub fn bits(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The fingerprint hash: bytes packed into 64-bit words, each word mixed
+/// with a multiply-rotate (one multiply per 8 bytes, not per byte: the hash
+/// runs on every report), finished with a 64-bit avalanche. The same on
+/// every platform and version of tidings.
+struct FingerprintHasher {
+    h: u64,
+    word: u64,
+    filled: u32,
+}
+
+impl FingerprintHasher {
+    fn new() -> Self {
+        FingerprintHasher {
+            h: 0xcbf2_9ce4_8422_2325,
+            word: 0,
+            filled: 0,
+        }
+    }
+
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        self.word |= u64::from(b) << (8 * self.filled);
+        self.filled += 1;
+        if self.filled == 8 {
+            self.mix();
+        }
+    }
+
+    #[inline]
+    fn mix(&mut self) {
+        self.h = (self.h ^ self.word)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+        self.word = 0;
+        self.filled = 0;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.byte(b);
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        // The length of the tail, so "a" and "a\0" differ.
+        self.word |= u64::from(self.filled) << 56;
+        self.mix();
+        let mut h = self.h;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+/// Feeds `message` with every volatile run masked as `#`.
+fn write_masked(h: &mut FingerprintHasher, message: &str) {
+    let bytes = message.as_bytes();
+    let volatile = |b: u8| b.is_ascii_hexdigit() || b == b'-';
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !volatile(b) {
+            h.byte(b);
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut digit = false;
+        while i < bytes.len() && volatile(bytes[i]) {
+            digit |= bytes[i].is_ascii_digit();
+            i += 1;
+        }
+        // Inside a word ("deadline", "user42x") it is text, not an id.
+        let letter = |j: Option<&u8>| j.is_some_and(|b| b.is_ascii_alphabetic());
+        let in_word =
+            letter(start.checked_sub(1).and_then(|j| bytes.get(j))) || letter(bytes.get(i));
+        if digit && !in_word {
+            h.byte(b'#');
+        } else {
+            h.write(&bytes[start..i]);
+        }
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+impl Serialize for Fingerprint {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fingerprint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        u64::from_str_radix(&s, 16)
+            .map(Fingerprint)
+            .map_err(|_| serde::de::Error::custom("a fingerprint is 16 hex digits"))
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -319,6 +486,7 @@ impl Report {
             chain: Vec::new(),
             backtrace: None,
             truncated: false,
+            fingerprint: None,
         }
     }
 
@@ -418,6 +586,20 @@ impl Report {
         if crate::context::bound_context(&mut self.context) {
             self.truncated = true;
         }
+    }
+
+    /// Sets what makes this report "the same error" as others for folding
+    /// (see [`crate::fold`]), e.g. an error code; without it `report()`
+    /// derives one ([`Fingerprint::of`]).
+    ///
+    /// ```
+    /// use tidings_core::{Fingerprint, Report};
+    /// let r = Report::error("db", "timeout after 5012 ms").with_fingerprint("db-timeout");
+    /// assert_eq!(r.fingerprint, Some(Fingerprint::from_key("db-timeout")));
+    /// ```
+    pub fn with_fingerprint(mut self, key: &str) -> Self {
+        self.fingerprint = Some(Fingerprint::from_key(key));
+        self
     }
 
     /// Sets the service name in the source.

@@ -86,6 +86,7 @@ impl Shared {
             entry.finish(outcome, StatusKind::Delivered);
             delivered += 1;
             records.extend(entry.record);
+            self.release_folded(entry);
         }
         if delivered > 0 {
             add(&self.counters.settled.delivered, delivered);
@@ -97,6 +98,14 @@ impl Shared {
         // Written ahead and now delivered: the spool may let them go.
         if let Some(d) = self.durable() {
             d.ack(&records);
+        }
+    }
+
+    /// An aggregate report was delivered or spilled: the write-ahead
+    /// records of the reports it folded may go (see `fold.rs`).
+    pub(crate) fn release_folded(&self, entry: &crate::entry::Entry) {
+        if let (Some(records), Some(d)) = (&entry.folded_records, self.durable()) {
+            d.ack_set(records);
         }
     }
 

@@ -10,6 +10,7 @@
 //! | `settle.rs` | batches in flight, settling reports as delivered |
 //! | `spill.rs` | the spool → fallback → stderr chain, where each spilled report went |
 //! | `health.rs` | each sink's up/down state, probes, refusals |
+//! | `fold.rs` | storms: repeats of one fingerprint folded into counted aggregates |
 //! | `replay.rs` | giving the sinks back what the spool holds |
 //!
 //! # Where a report can be, and who spills it
@@ -34,9 +35,11 @@ use crate::diagnostics::Diagnostics;
 use crate::durable::{Durable, SpoolMode};
 use crate::entry::Entry;
 use crate::fallback::Fallback;
+use crate::fold::FoldTable;
 use crate::health::SinkState;
 use crate::intake::Queue;
 use crate::lifecycle::Lifecycle;
+use crate::report::Fingerprint;
 use crate::report::Report;
 use crate::runtime::Runtime;
 use crate::settle::Registry;
@@ -54,6 +57,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) sinks: Vec<SinkState>,
     pub(crate) spill_chain: SpillChain,
+    /// Repeats being folded, per fingerprint (see `fold.rs`).
+    pub(crate) folds: FoldTable,
     /// tidings' own messages: once per reason.
     pub(crate) diagnostics: Diagnostics,
     pub(crate) runtime: std::sync::Arc<dyn Runtime>,
@@ -74,6 +79,7 @@ impl Shared {
             registry: Registry::default(),
             sinks: sinks.into_iter().map(SinkState::new).collect(),
             spill_chain: SpillChain::new(fallback, durable),
+            folds: FoldTable::new(config.folding),
             diagnostics: Diagnostics::new(config.log_to_stderr),
             runtime,
             config,
@@ -108,9 +114,9 @@ impl Shared {
         stats
     }
 
-    /// What intake does to every report before accepting it: fills in the
-    /// configured source and makes it readable back from every format
-    /// ([`Report::normalize`]).
+    /// What intake does to every report before accepting it: makes it
+    /// readable back from every format ([`Report::normalize`]), fills in the
+    /// configured source, and gives it a fingerprint when folding is on.
     pub(crate) fn prepare(&self, report: &mut Report) {
         report.normalize();
         if report.source.service.is_empty() && !self.config.service.is_empty() {
@@ -118,6 +124,10 @@ impl Shared {
         }
         if report.source.instance.is_empty() && !self.config.instance.is_empty() {
             report.source.instance.clone_from(&self.config.instance);
+        }
+        // After the source: the service is part of it.
+        if report.fingerprint.is_none() && self.folds.enabled() {
+            report.fingerprint = Some(Fingerprint::of(report));
         }
     }
 

@@ -152,7 +152,13 @@ impl Shared {
             entry.finish(outcome, *kind);
             match kind {
                 StatusKind::Lost => lost += 1,
-                _ => spilled += 1,
+                _ => {
+                    spilled += 1;
+                    // An aggregate is safe somewhere: the reports it
+                    // folded may leave the write-ahead log. (Lost: they
+                    // stay, and the next start replays them.)
+                    self.release_folded(entry);
+                }
             }
         }
         if spilled > 0 {

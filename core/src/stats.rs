@@ -3,8 +3,12 @@
 //! The identity that defines "nothing lost":
 //!
 //! ```text
-//! accepted == delivered + spilled + lost + in_flight
+//! accepted == delivered + spilled + lost + folded + in_flight
 //! ```
+//!
+//! `folded` counts repeats folded into aggregate reports (see
+//! [`crate::fold`]); the aggregates are reports like any other, and once
+//! every fold window is closed their counts add up to `folded`.
 //!
 //! holds at every quiescent moment (no `report()` call and no settlement
 //! running), and after shutdown `in_flight == 0`. `refused` reports are not
@@ -38,6 +42,11 @@ pub(crate) struct ProducerCounters {
     pub(crate) overflowed: AtomicU64,
     pub(crate) blocked: AtomicU64,
     pub(crate) late: AtomicU64,
+    pub(crate) folded: AtomicU64,
+    pub(crate) aggregates: AtomicU64,
+    pub(crate) fold_table_full: AtomicU64,
+    pub(crate) filtered: AtomicU64,
+    pub(crate) before_send_panics: AtomicU64,
 }
 
 #[derive(Default)]
@@ -79,6 +88,7 @@ impl Counters {
         let delivered = get(&s.delivered);
         let spilled = get(&s.spilled);
         let lost = get(&s.lost);
+        let folded = get(&p.folded);
         let accepted = get(&p.accepted);
         let in_flight = get(&p.in_flight);
         Stats {
@@ -86,7 +96,12 @@ impl Counters {
             delivered,
             spilled,
             lost,
+            folded,
             in_flight,
+            aggregates: get(&p.aggregates),
+            fold_table_full: get(&p.fold_table_full),
+            filtered: get(&p.filtered),
+            before_send_panics: get(&p.before_send_panics),
             refused: get(&p.refused),
             overflowed: get(&p.overflowed),
             blocked: get(&p.blocked),
@@ -116,8 +131,20 @@ pub struct Stats {
     pub spilled: u64,
     /// Reports the fallback could not store either (printed to stderr).
     pub lost: u64,
+    /// Repeats folded into aggregate reports (see [`crate::fold`]): settled
+    /// as counts, not sent one by one.
+    pub folded: u64,
     /// Accepted reports not yet settled (queued or being sent).
     pub in_flight: u64,
+    /// Aggregate reports emitted for folded repeats (each is also counted
+    /// in `accepted`, and delivered, spilled or lost like any report).
+    pub aggregates: u64,
+    /// Reports that went out unfolded because the fold table was full.
+    pub fold_table_full: u64,
+    /// Reports a `before_send` hook dropped: never accepted, handed back.
+    pub filtered: u64,
+    /// Times a `before_send` hook panicked (the report went on unchanged).
+    pub before_send_panics: u64,
     /// Reports refused by `report()` and handed back to the caller
     /// (queue full with `Reject`, `Block` timed out, closed with late
     /// policy `Refuse`). Not part of `accepted`.
@@ -166,9 +193,10 @@ pub struct SpillDestination {
 }
 
 impl Stats {
-    /// True when `accepted == delivered + spilled + lost + in_flight`.
+    /// True when `accepted == delivered + spilled + lost + folded +
+    /// in_flight`.
     pub fn is_balanced(&self) -> bool {
-        self.accepted == self.delivered + self.spilled + self.lost + self.in_flight
+        self.accepted == self.delivered + self.spilled + self.lost + self.folded + self.in_flight
     }
 }
 
@@ -239,14 +267,37 @@ impl fmt::Display for ShutdownSummary {
         let s = &self.stats;
         writeln!(
             f,
-            "accepted {}  delivered {}  spilled {}  lost {}  in flight {}",
-            s.accepted, s.delivered, s.spilled, s.lost, s.in_flight
+            "accepted {}  delivered {}  spilled {}  lost {}  folded {}  in flight {}",
+            s.accepted, s.delivered, s.spilled, s.lost, s.folded, s.in_flight
         )?;
         writeln!(
             f,
             "refused {}  late {}  retries {}  abandoned {}  sink panics {}",
             s.refused, s.late, s.retries, s.abandoned, s.sink_panics
         )?;
+        if s.folded > 0 || s.fold_table_full > 0 {
+            writeln!(
+                f,
+                "folded {} repeats into {} aggregate reports{}",
+                s.folded,
+                s.aggregates,
+                if s.fold_table_full > 0 {
+                    format!(
+                        "; {} went out unfolded (fold table full)",
+                        s.fold_table_full
+                    )
+                } else {
+                    String::new()
+                }
+            )?;
+        }
+        if s.filtered > 0 || s.before_send_panics > 0 {
+            writeln!(
+                f,
+                "before_send: {} dropped, {} panics (those reports went on unchanged)",
+                s.filtered, s.before_send_panics
+            )?;
+        }
         if s.spilled > 0 {
             let places: Vec<String> = s
                 .spilled_to

@@ -45,6 +45,8 @@ type BatchTask = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 enum Step {
     Batch(Arc<Entry>),
+    /// Time to send the aggregates of fold windows that ended.
+    FoldSweep,
     /// A batch or a replay pass finished.
     Tick,
     Draining,
@@ -82,6 +84,13 @@ async fn work(shared: Arc<Shared>, guard: WorkerGuard) {
     let mut phase_listener: Option<EventListener> = None;
     let mut deadline_timer: Option<BoxSleep> = None;
     let mut replay: Option<ReplayTask> = None;
+    // Fold windows end whether or not another report comes: sweep for
+    // their aggregates every half window.
+    let sweep_every = shared.config.folding.window / 2;
+    let mut fold_timer: Option<BoxSleep> = shared
+        .folds
+        .enabled()
+        .then(|| shared.runtime.sleep(sweep_every));
     let mut queue_done = false;
     let max_running = shared.config.max_concurrent_batches;
 
@@ -92,6 +101,11 @@ async fn work(shared: Arc<Shared>, guard: WorkerGuard) {
             if let Some(timer) = deadline_timer.as_mut() {
                 if timer.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Step::Deadline);
+                }
+            }
+            if let Some(timer) = fold_timer.as_mut() {
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Step::FoldSweep);
                 }
             }
             let mut ticked = false;
@@ -149,6 +163,15 @@ async fn work(shared: Arc<Shared>, guard: WorkerGuard) {
                 }
             }
             Step::Tick => {}
+            Step::FoldSweep => {
+                if shared.is_running() {
+                    shared.flush_folds(false);
+                    fold_timer = Some(shared.runtime.sleep(sweep_every));
+                } else {
+                    // Shutdown closed every window already.
+                    fold_timer = None;
+                }
+            }
             Step::Draining => {
                 let deadline = shared
                     .drain_deadline()

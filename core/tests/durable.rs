@@ -49,6 +49,7 @@ fn on_spill_spools_what_fails_and_replays_it_when_the_sink_is_back() {
     control.set_behavior(Behavior::Fail(SinkErrorKind::Unavailable));
     let fallback = MemoryFallback::new();
     let reporter = Reporter::builder()
+        .folding(tidings_core::Folding::off())
         .sink(sink)
         .fallback(fallback.clone())
         .retry(retry())
@@ -94,6 +95,7 @@ fn write_ahead_survives_a_teardown_and_the_next_run_replays_with_the_same_ids() 
         let (sink, control) = TestSink::new("mem");
         control.close_gate();
         let reporter = Reporter::builder()
+            .folding(tidings_core::Folding::off())
             .sink(sink)
             .fallback(MemoryFallback::new())
             .retry(retry())
@@ -124,6 +126,7 @@ fn write_ahead_survives_a_teardown_and_the_next_run_replays_with_the_same_ids() 
     let rt = ManualRuntime::new();
     let (sink, control) = TestSink::new("mem");
     let reporter = Reporter::builder()
+        .folding(tidings_core::Folding::off())
         .sink(sink)
         .retry(retry())
         .spool(spool(&dir), SpoolMode::WriteAhead)
@@ -150,6 +153,7 @@ fn write_ahead_delivered_reports_are_acknowledged_and_not_replayed() {
         let rt = ManualRuntime::new();
         let (sink, _control) = TestSink::new("mem");
         let reporter = Reporter::builder()
+            .folding(tidings_core::Folding::off())
             .sink(sink)
             .spool(spool(&dir), SpoolMode::WriteAhead)
             .build(rt.handle())
@@ -165,6 +169,7 @@ fn write_ahead_delivered_reports_are_acknowledged_and_not_replayed() {
     let rt = ManualRuntime::new();
     let (sink, control) = TestSink::new("mem");
     let reporter = Reporter::builder()
+        .folding(tidings_core::Folding::off())
         .sink(sink)
         .spool(spool(&dir), SpoolMode::WriteAhead)
         .build(rt.handle())
@@ -182,6 +187,7 @@ fn a_refused_report_is_not_replayed() {
         let (sink, control) = TestSink::new("mem");
         control.close_gate();
         let reporter = Reporter::builder()
+            .folding(tidings_core::Folding::off())
             .sink(sink)
             .capacity(1)
             .max_batch(1)
@@ -211,12 +217,14 @@ fn a_second_reporter_on_the_same_spool_is_refused() {
     let rt = ManualRuntime::new();
     let (sink, _c) = TestSink::new("mem");
     let _first = Reporter::builder()
+        .folding(tidings_core::Folding::off())
         .sink(sink)
         .spool(spool(&dir), SpoolMode::OnSpill)
         .build(rt.handle())
         .unwrap();
     let (sink, _c) = TestSink::new("mem");
     match Reporter::builder()
+        .folding(tidings_core::Folding::off())
         .sink(sink)
         .spool(spool(&dir), SpoolMode::OnSpill)
         .build(rt.handle())
@@ -235,6 +243,7 @@ fn damaged_spool_records_are_skipped_and_counted_and_every_intact_one_is_replaye
         let (sink, control) = TestSink::new("mem");
         control.close_gate();
         let reporter = Reporter::builder()
+            .folding(tidings_core::Folding::off())
             .sink(sink)
             .spool(spool(&dir), SpoolMode::WriteAhead)
             .log_to_stderr(false)
@@ -273,6 +282,7 @@ fn damaged_spool_records_are_skipped_and_counted_and_every_intact_one_is_replaye
     let rt = ManualRuntime::new();
     let (sink, control) = TestSink::new("mem");
     let reporter = Reporter::builder()
+        .folding(tidings_core::Folding::off())
         .sink(sink)
         .spool(spool(&dir), SpoolMode::WriteAhead)
         .log_to_stderr(false)
@@ -308,6 +318,7 @@ fn a_report_refused_for_good_leaves_the_spool_for_the_fallback() {
         control.set_behavior(Behavior::Fail(SinkErrorKind::Unavailable));
         let fallback = MemoryFallback::new();
         let reporter = Reporter::builder()
+            .folding(tidings_core::Folding::off())
             .sink(sink)
             .fallback(fallback.clone())
             .retry(retry())
@@ -385,6 +396,7 @@ fn write_ahead_with_a_full_spool_sends_each_report_one_way_only() {
         let (sink, control) = TestSink::new("mem");
         control.set_behavior(Behavior::Fail(SinkErrorKind::Unavailable));
         let reporter = Reporter::builder()
+            .folding(tidings_core::Folding::off())
             .sink(sink)
             .fallback(fallback.clone())
             .retry(retry())
@@ -446,6 +458,7 @@ fn write_ahead_with_a_full_spool_sends_each_report_one_way_only() {
     let rt = ManualRuntime::new();
     let (sink, control) = TestSink::new("mem");
     let reporter = Reporter::builder()
+        .folding(tidings_core::Folding::off())
         .sink(sink)
         .retry(retry())
         .spool(small, SpoolMode::WriteAhead)

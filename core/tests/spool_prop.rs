@@ -16,7 +16,7 @@ use tidings_core::spool::{
     decode_record, encode_record, scan_records, DecodeError, Record, RecordId, Spool, SpoolConfig,
     SyncPolicy, RECORD_MAGIC, SEGMENT_HEADER_LEN,
 };
-use tidings_core::{Report, ReportId, Severity, Source, Timestamp};
+use tidings_core::{Fingerprint, Report, ReportId, Severity, Source, Timestamp};
 
 fn json_value() -> impl Strategy<Value = Value> {
     strategies::json_value(any::<String>())
@@ -60,13 +60,14 @@ fn report() -> impl Strategy<Value = Report> {
             vec(any::<String>(), 0..4),
             proptest::option::of(any::<String>()),
             any::<bool>(),
+            proptest::option::of(any::<String>()),
         ),
     )
         .prop_map(
             |(
                 (schema, id, timestamp, severity, kind, message),
                 (service, instance, host, pid),
-                (context, chain, backtrace, truncated),
+                (context, chain, backtrace, truncated, fingerprint),
             )| Report {
                 schema,
                 id: ReportId::from_bytes(id),
@@ -84,6 +85,7 @@ fn report() -> impl Strategy<Value = Report> {
                 chain,
                 backtrace,
                 truncated,
+                fingerprint: fingerprint.as_deref().map(Fingerprint::from_key),
             },
         )
 }

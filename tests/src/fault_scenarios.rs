@@ -389,6 +389,7 @@ pub fn fault_fallback_directory_removed<H: Harness>() {
     let spill_dir = dir.path().join("spill");
     let path = spill_dir.join("spilled.jsonl");
     let builder = Reporter::builder()
+        .folding(tidings_core::Folding::off())
         .boxed_sink(sink)
         .fallback(JsonLinesFile::open(&path).unwrap())
         .retry(impatient_retry())
@@ -493,6 +494,7 @@ pub fn fault_slow_syncing_fallback<H: Harness>() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("slow.jsonl");
     let builder = Reporter::builder()
+        .folding(tidings_core::Folding::off())
         .boxed_sink(sink)
         .fallback(SlowSync(JsonLinesFile::open(&path).unwrap()))
         .retry(impatient_retry())

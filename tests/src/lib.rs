@@ -13,6 +13,7 @@ pub mod fault_scenarios;
 pub mod harness;
 pub mod nats_scenarios;
 pub mod scenarios;
+pub mod storm_scenarios;
 
 use std::time::{Duration, Instant};
 
@@ -76,12 +77,26 @@ macro_rules! conformance_tests {
             fault_deep_context_spooled_then_replayed,
             fault_slow_syncing_fallback,
         );
+        $crate::conformance_tests!(@storms $harness;
+            storm_folds_repeats_into_counted_aggregates,
+            storm_runtime_dropped_mid_window_spills_the_aggregate,
+            folded_receipts_name_their_aggregate,
+            before_send_drops_modifies_and_survives_panics,
+        );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
                 $crate::scenarios::$name::<$harness>();
+            }
+        )*
+    };
+    (@storms $harness:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::storm_scenarios::$name::<$harness>();
             }
         )*
     };

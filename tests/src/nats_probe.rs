@@ -16,6 +16,8 @@ use tidings_core::{Report, ReportId};
 pub struct Arrivals {
     /// Every report id received, in arrival order (duplicates included).
     pub ids: Vec<ReportId>,
+    /// The reports themselves, in the same order.
+    pub reports: Vec<Report>,
     /// Messages whose payload was not a report.
     pub unparsable: usize,
 }
@@ -41,7 +43,10 @@ impl Arrivals {
 
     fn record(&mut self, payload: &[u8]) {
         match Report::from_json(payload) {
-            Ok(r) => self.ids.push(r.id),
+            Ok(r) => {
+                self.ids.push(r.id);
+                self.reports.push(r);
+            }
             Err(_) => self.unparsable += 1,
         }
     }
@@ -164,6 +169,11 @@ fn read_by_sequence(
         }
     }
     arrivals
+}
+
+/// Every report `stream` holds, whatever its subject, in stream order.
+pub fn stream_reports(url: &str, stream: &str) -> Vec<Report> {
+    stream_arrivals_by_sequence(url, stream).reports
 }
 
 /// The server name of `stream`'s RAFT leader (clustered streams).
@@ -323,6 +333,7 @@ impl Subscriber {
                 if a.ids.len() + a.unparsable >= n || Instant::now() >= deadline {
                     return Arrivals {
                         ids: a.ids.clone(),
+                        reports: a.reports.clone(),
                         unparsable: a.unparsable,
                     };
                 }

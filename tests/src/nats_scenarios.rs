@@ -48,7 +48,9 @@ pub(crate) fn nats_builder(
     retry: RetryPolicy,
 ) -> (ReporterBuilder, std::path::PathBuf) {
     let path = dir.path().join("spill.jsonl");
+    // These scenarios count reports one by one: folding is off.
     let builder = Reporter::builder()
+        .folding(tidings_core::Folding::off())
         .boxed_sink(sink)
         .fallback(JsonLinesFile::open(&path).unwrap())
         .retry(retry)

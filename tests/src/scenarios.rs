@@ -139,8 +139,11 @@ fn assert_settled(stats: &Stats, ids: &[ReportId], sink: &TestSinkHandle, spill:
     assert_each_exactly_once(ids, &sink.delivered_ids(), &spill.ids());
 }
 
+/// The scenarios count reports one by one: folding (tested on its own in
+/// `storm_scenarios`) is off.
 fn builder(sink: TestSink, fallback: &MemoryFallback) -> tidings_core::ReporterBuilder {
     Reporter::builder()
+        .folding(tidings_core::Folding::off())
         .service("conformance")
         .sink(sink)
         .fallback(fallback.clone())

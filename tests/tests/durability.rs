@@ -37,6 +37,7 @@ fn replay_everything(dir: &std::path::Path, url: &str, subject: &str) -> u64 {
         tidings_blocking::NatsSink::connect(NatsConfig::new(url, subject).jetstream()).unwrap();
     let (reporter, guard) = tidings_blocking::start(
         Reporter::builder()
+            .folding(tidings_core::Folding::off())
             .sink(sink)
             .spool(spool(dir), SpoolMode::WriteAhead)
             .log_to_stderr(false),
@@ -130,6 +131,7 @@ fn nats_down_for_a_whole_run_then_the_next_run_delivers_everything() {
         .unwrap();
         let (reporter, guard) = tidings_blocking::start(
             Reporter::builder()
+                .folding(tidings_core::Folding::off())
                 .sink(sink)
                 .spool(spool(dir.path()), SpoolMode::OnSpill)
                 .retry(RetryPolicy {

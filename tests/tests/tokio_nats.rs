@@ -155,6 +155,7 @@ fn core_publish_end_to_end(multi_thread: bool) {
         );
         let (reporter, guard) = tidings_tokio::start(
             Reporter::builder()
+                .folding(tidings_core::Folding::off())
                 .sink(sink)
                 .fallback(spill.clone())
                 .retry(patient_retry()),
@@ -216,6 +217,7 @@ fn jetstream_stores_every_report_exactly_once() {
             .expect("connect");
         let (reporter, guard) = tidings_tokio::start(
             Reporter::builder()
+                .folding(tidings_core::Folding::off())
                 .sink(sink)
                 .fallback(spill.clone())
                 .retry(patient_retry()),
@@ -261,6 +263,7 @@ fn jetstream_without_a_stream_is_retried_then_spilled() {
         let sink = NatsSink::connect(config).await.expect("connect");
         let (reporter, guard) = tidings_tokio::start(
             Reporter::builder()
+                .folding(tidings_core::Folding::off())
                 .sink(sink)
                 .fallback(spill.clone())
                 .retry(RetryPolicy {
@@ -304,6 +307,7 @@ fn jetstream_survives_sigkill_and_restart_with_every_report_once() {
             .expect("connect");
         let (reporter, guard) = tidings_tokio::start(
             Reporter::builder()
+                .folding(tidings_core::Folding::off())
                 .sink(sink)
                 .fallback(spill.clone())
                 // Room for everything reported while the server is down.
@@ -367,6 +371,7 @@ fn nats_down_at_start_retries_then_delivers_after_restart() {
         assert!(!sink.is_connected());
         let (reporter, guard) = tidings_tokio::start(
             Reporter::builder()
+                .folding(tidings_core::Folding::off())
                 .sink(sink)
                 .fallback(spill.clone())
                 .retry(patient_retry())
@@ -421,6 +426,7 @@ fn wrong_credentials_surface_in_stats_and_reports_are_spilled() {
         let sink = NatsSink::connect(config).await.expect("connect");
         let (reporter, guard) = tidings_tokio::start(
             Reporter::builder()
+                .folding(tidings_core::Folding::off())
                 .sink(sink)
                 .fallback(spill.clone())
                 .retry(quick_retry())
@@ -470,6 +476,7 @@ fn oversized_reports_are_truncated_or_spilled_never_sent_over_max_payload() {
             .expect("connect jetstream");
         let (reporter, guard) = tidings_tokio::start(
             Reporter::builder()
+                .folding(tidings_core::Folding::off())
                 .sink(core)
                 .sink(js)
                 .fallback(spill.clone())
@@ -522,6 +529,7 @@ fn runtime_dropped_right_after_reporting(multi_thread: bool) {
             .expect("connect");
         let (reporter, guard) = tidings_tokio::start(
             Reporter::builder()
+                .folding(tidings_core::Folding::off())
                 .sink(sink)
                 .fallback(spill.clone())
                 .capacity(16_384)
@@ -585,6 +593,7 @@ fn guard_dropped_inside(multi_thread: bool) -> (Ending, Stats) {
                 .expect("connect");
             let (reporter, guard) = tidings_tokio::start(
                 Reporter::builder()
+                    .folding(tidings_core::Folding::off())
                     .sink(sink)
                     .fallback(spill.clone())
                     .retry(patient_retry())
@@ -631,6 +640,7 @@ async fn hung_sink_shutdown_returns_at_the_virtual_deadline_with_everything_spil
     let close_grace = Duration::from_millis(100);
     let (reporter, guard) = tidings_tokio::start(
         Reporter::builder()
+            .folding(tidings_core::Folding::off())
             .sink(sink)
             .fallback(spill.clone())
             .close_grace(close_grace)

@@ -179,6 +179,7 @@ pub fn report_all(config: NatsConfig, reports: &[Report]) -> Vec<ReportId> {
     let sink = tidings::blocking::NatsSink::connect(config).expect("NATS sink");
     let (reporter, guard) = tidings::blocking::start(
         Reporter::builder()
+            .folding(tidings::Folding::off())
             .sink(sink)
             .capacity(reports.len() + 1)
             .max_concurrent_batches(1),
