@@ -3,8 +3,11 @@
 //! `report()` accepted, until it is killed.
 //!
 //! ```text
-//! spool-child <spool-dir> <nats-url> <subject>
+//! spool-child <spool-dir> <nats-url> <subject> [storm]
 //! ```
+//!
+//! With `storm`, every report is the same error, so all but the first
+//! hundred of each fold window are folded (the default folding).
 
 use std::io::Write;
 
@@ -14,9 +17,13 @@ use tidings_core::{Report, Reporter, SpoolMode};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [dir, url, subject] = args.as_slice() else {
-        eprintln!("usage: spool-child <spool-dir> <nats-url> <subject>");
-        std::process::exit(2);
+    let (dir, url, subject, storm) = match args.as_slice() {
+        [dir, url, subject] => (dir, url, subject, false),
+        [dir, url, subject, mode] if mode == "storm" => (dir, url, subject, true),
+        _ => {
+            eprintln!("usage: spool-child <spool-dir> <nats-url> <subject> [storm]");
+            std::process::exit(2);
+        }
     };
     let sink = tidings_blocking::NatsSink::connect(
         NatsConfig::new(url.clone(), subject.clone()).jetstream(),
@@ -37,8 +44,13 @@ fn main() {
     .expect("start");
     let stdout = std::io::stdout();
     for i in 0u64.. {
+        let report = if storm {
+            Report::error("crash_storm", "the same error, again")
+        } else {
+            Report::error("crash_test", format!("report {i}")).with_context("i", i)
+        };
         let receipt = reporter
-            .report(Report::error("crash_test", format!("report {i}")).with_context("i", i))
+            .report(report)
             .expect("the default overflow policy never refuses");
         let mut out = stdout.lock();
         // After report() returned: the record is in the spool.
