@@ -103,13 +103,13 @@ impl fmt::Debug for ReporterBuilder {
 impl ReporterBuilder {
     /// The service name filled into reports that do not set one.
     pub fn service(mut self, service: impl Into<String>) -> Self {
-        self.config.service = service.into();
+        self.config.service = crate::report::intern(&service.into());
         self
     }
 
     /// The instance name filled into reports that do not set one.
     pub fn instance(mut self, instance: impl Into<String>) -> Self {
-        self.config.instance = instance.into();
+        self.config.instance = crate::report::intern(&instance.into());
         self
     }
 

@@ -84,8 +84,9 @@ impl RetryPolicy {
 /// Everything the core needs to know; built by [`ReporterBuilder`](crate::ReporterBuilder).
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
-    pub(crate) service: String,
-    pub(crate) instance: String,
+    /// Shared by every report that gets it (see `report::intern`).
+    pub(crate) service: &'static str,
+    pub(crate) instance: &'static str,
     pub(crate) capacity: usize,
     pub(crate) overflow: Overflow,
     pub(crate) late: Late,
@@ -115,8 +116,8 @@ impl std::fmt::Debug for BeforeSend {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            service: String::new(),
-            instance: String::new(),
+            service: "",
+            instance: "",
             capacity: 8192,
             overflow: Overflow::Spill,
             late: Late::Spill,

@@ -120,10 +120,10 @@ impl Shared {
     pub(crate) fn prepare(&self, report: &mut Report) {
         report.normalize();
         if report.source.service.is_empty() && !self.config.service.is_empty() {
-            report.source.service.clone_from(&self.config.service);
+            report.source.service = std::borrow::Cow::Borrowed(self.config.service);
         }
         if report.source.instance.is_empty() && !self.config.instance.is_empty() {
-            report.source.instance.clone_from(&self.config.instance);
+            report.source.instance = std::borrow::Cow::Borrowed(self.config.instance);
         }
         // After the source: the service is part of it.
         if report.fingerprint.is_none() && self.folds.enabled() {

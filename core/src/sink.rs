@@ -86,7 +86,7 @@ forward_sink!(std::sync::Arc);
 /// use tidings_core::{Batch, Report};
 /// let batch = Batch::from_reports(vec![Report::error("a", "1"), Report::error("b", "2")]);
 /// assert_eq!(batch.len(), 2);
-/// let kinds: Vec<&str> = batch.iter().map(|r| r.kind.as_str()).collect();
+/// let kinds: Vec<&str> = batch.iter().map(|r| r.kind.as_ref()).collect();
 /// assert_eq!(kinds, ["a", "b"]);
 /// ```
 #[derive(Clone)]

@@ -359,7 +359,7 @@ pub fn fault_over_long_subject<H: Harness>() {
     let ids: Vec<ReportId> = (0..60)
         .map(|i| {
             let r = if i % 2 == 0 {
-                report(i).with_kind(long_kind.as_str())
+                report(i).with_kind(long_kind.clone())
             } else {
                 report(i)
             };

@@ -19,7 +19,7 @@ fn block_on<F: Future>(fut: F) -> F::Output {
 
 fn reports(n: usize, kind: &str) -> Vec<Report> {
     (0..n)
-        .map(|i| Report::error(kind, format!("report {i}")))
+        .map(|i| Report::error(kind.to_owned(), format!("report {i}")))
         .collect()
 }
 

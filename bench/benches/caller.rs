@@ -1,0 +1,234 @@
+//! What the caller pays per error, side by side in one run: building a
+//! complete report **and** handing it over, against the closest peer and
+//! the bare floor.
+//!
+//! * `tidings/build_report` — `Report::error(kind, message)` with a
+//!   400-byte message and one integer of context, then `report()`, while
+//!   the worker drains concurrently (a tokio thread) into a sink that
+//!   serializes each report and drops it. Folding off: every report is
+//!   queued.
+//! * `tidings/build_report_folding` — the same with folding on (the
+//!   default), the same error each time: after the first hundred of the
+//!   window, every report is folded (counted, not queued) — the storm path.
+//! * `appender/format_write` — tracing-appender's `non_blocking` writer (a
+//!   worker thread writing to `io::sink()`): `format!` of the same JSON line
+//!   (time, level, kind, message, the integer) and one `write_all`.
+//! * `raw/format_channel` — `format!` of that line into a `Box<String>` and
+//!   an `async_channel` `try_send` to a consumer thread that drops it: the
+//!   floor for any queue-based reporter that builds its record.
+//!
+//! Each at 1 and 2 producer threads (time per call on each thread). Calls
+//! run in chunks; between chunks (untimed) the consumers catch up, so the
+//! queue is never full: this measures the call, never an overflow policy.
+//! `cargo bench -p tidings-bench --bench caller`.
+
+// criterion_group! generates an undocumented function.
+#![allow(missing_docs)]
+
+use std::io::Write;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, BenchmarkId, Criterion};
+use tidings_core::{
+    Ack, Batch, Folding, Overflow, Report, Reporter, Sink, SinkError, SinkFuture, Timestamp,
+};
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Calls per timed chunk and per thread; the queues hold two chunks.
+const CHUNK: usize = 16_384;
+const CAPACITY: usize = 2 * CHUNK;
+
+/// A 400-byte error message.
+fn message() -> &'static str {
+    static MESSAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    MESSAGE.get_or_init(|| {
+        let head = "primary database unreachable: connection refused by 10.0.0.7:5432 after ";
+        format!("{head}{}", "x".repeat(400 - head.len()))
+    })
+}
+
+/// A sink that serializes every report (as a NATS sink would) and drops
+/// the bytes.
+struct SerializeSink;
+
+impl Sink for SerializeSink {
+    fn name(&self) -> &str {
+        "serialize"
+    }
+
+    fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a, Vec<Result<Ack, SinkError>>> {
+        let mut buf = Vec::with_capacity(512);
+        for r in batch.iter() {
+            buf.clear();
+            r.write_json(&mut buf);
+            std::hint::black_box(&buf);
+        }
+        let n = batch.len();
+        Box::pin(async move { vec![Ok(Ack::Written); n] })
+    }
+}
+
+/// Runs `call(i)` `iters` times on each of `threads` threads (started
+/// together), in chunks with `between()` untimed after each; returns the
+/// mean time per call on one thread, times `iters`.
+fn timed<C>(iters: u64, threads: usize, call: C, mut between: impl FnMut()) -> Duration
+where
+    C: Fn(u64) + Send + Sync,
+{
+    let mut left = iters;
+    let mut total = Duration::ZERO;
+    let mut base = 0u64;
+    while left > 0 {
+        let n = left.min(CHUNK as u64);
+        let barrier = Barrier::new(threads);
+        let sum: Duration = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let barrier = &barrier;
+                    let call = &call;
+                    s.spawn(move || {
+                        barrier.wait();
+                        let start = Instant::now();
+                        for i in base..base + n {
+                            call(i);
+                        }
+                        start.elapsed()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("bench thread"))
+                .sum()
+        });
+        total += sum / threads as u32;
+        between();
+        left -= n;
+        base += n;
+    }
+    total
+}
+
+/// The JSON line the peers format: what a log line of this error is.
+fn json_line(i: u64) -> String {
+    format!(
+        "{{\"time\":\"{}\",\"level\":\"error\",\"kind\":\"database_failure\",\"message\":\"{}\",\"attempt\":{i}}}\n",
+        Timestamp::now(),
+        message()
+    )
+}
+
+fn tidings_reporter(folding: Folding) -> (tokio::runtime::Runtime, Reporter, tidings_tokio::Guard) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let (reporter, guard) = tidings_tokio::start_on(
+        rt.handle().clone(),
+        Reporter::builder()
+            .service("bench")
+            .folding(folding)
+            .sink(SerializeSink)
+            .capacity(CAPACITY * 2)
+            .overflow(Overflow::Reject)
+            .log_to_stderr(false),
+    )
+    .expect("reporter");
+    (rt, reporter, guard)
+}
+
+fn bench_caller(c: &mut Criterion) {
+    let mut group = c.benchmark_group("caller");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+
+    for threads in [1usize, 2] {
+        for (name, folding) in [
+            ("tidings/build_report", Folding::off()),
+            ("tidings/build_report_folding", Folding::default()),
+        ] {
+            group.bench_function(BenchmarkId::new(name, threads), |b| {
+                let (_rt, reporter, guard) = tidings_reporter(folding);
+                b.iter_custom(|iters| {
+                    timed(
+                        iters,
+                        threads,
+                        |i| {
+                            let report = Report::error("database_failure", message())
+                                .with_context("attempt", i);
+                            let _ = std::hint::black_box(reporter.report(report));
+                        },
+                        || {
+                            while reporter.stats().in_flight > 0 {
+                                std::thread::sleep(Duration::from_micros(200));
+                            }
+                        },
+                    )
+                });
+                let s = guard.shutdown_blocking();
+                assert_eq!(s.stats.refused, 0, "the queue overflowed: not the call");
+            });
+        }
+
+        group.bench_function(BenchmarkId::new("appender/format_write", threads), |b| {
+            let (writer, _guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .buffered_lines_limit(CAPACITY * 2)
+                .lossy(false)
+                .finish(std::io::sink());
+            b.iter_custom(|iters| {
+                timed(
+                    iters,
+                    threads,
+                    |i| {
+                        let line = json_line(i);
+                        let _ = std::hint::black_box(writer.clone().write_all(line.as_bytes()));
+                    },
+                    // Its worker drains a channel we cannot see: give it the
+                    // time a chunk takes it (far below a millisecond).
+                    || std::thread::sleep(Duration::from_millis(20)),
+                )
+            });
+        });
+
+        group.bench_function(BenchmarkId::new("raw/format_channel", threads), |b| {
+            let (tx, rx) = async_channel::bounded::<Box<String>>(CAPACITY * 2);
+            let consumer = std::thread::spawn(move || {
+                while let Ok(line) = rx.recv_blocking() {
+                    drop(line);
+                }
+            });
+            let tx2 = tx.clone();
+            b.iter_custom(|iters| {
+                timed(
+                    iters,
+                    threads,
+                    |i| {
+                        let _ = std::hint::black_box(tx.try_send(Box::new(json_line(i))));
+                    },
+                    || {
+                        while !tx2.is_empty() {
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
+                    },
+                )
+            });
+            drop((tx, tx2));
+            consumer.join().expect("consumer thread");
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_caller);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
