@@ -94,6 +94,7 @@ pub(crate) struct Config {
     pub(crate) shutdown_deadline: Duration,
     pub(crate) close_grace: Duration,
     pub(crate) log_to_stderr: bool,
+    pub(crate) scrub: crate::scrub::Scrubber,
 }
 
 impl Default for Config {
@@ -110,6 +111,7 @@ impl Default for Config {
             shutdown_deadline: Duration::from_secs(5),
             close_grace: Duration::from_millis(100),
             log_to_stderr: true,
+            scrub: crate::scrub::Scrubber::default(),
         }
     }
 }

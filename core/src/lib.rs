@@ -122,6 +122,7 @@ pub mod nats;
 mod report;
 mod reporter;
 mod runtime;
+pub mod scrub;
 mod shared;
 mod sink;
 pub mod spool;

@@ -196,6 +196,7 @@ impl Shared {
     /// ([`Report::normalize`]).
     pub(crate) fn prepare(&self, report: &mut Report) {
         report.normalize();
+        self.config.scrub.scrub(report);
         if report.source.service.is_empty() && !self.config.service.is_empty() {
             report.source.service.clone_from(&self.config.service);
         }
