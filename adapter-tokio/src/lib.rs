@@ -84,7 +84,10 @@ pub use nats::NatsSink;
 
 /// The former name of [`NatsSink`] (every adapter's NATS sink is now
 /// called `NatsSink`).
-#[deprecated(since = "0.1.0", note = "renamed to `NatsSink`, the name every adapter uses")]
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed to `NatsSink`, the name every adapter uses"
+)]
 pub type AsyncNatsSink = NatsSink;
 pub use runtime::TokioRuntime;
 

@@ -116,7 +116,7 @@
 mod ack;
 mod client;
 mod io;
-mod redact;
+mod tls;
 
 use std::fmt;
 use std::future::Future;
@@ -129,8 +129,9 @@ use std::time::Duration;
 use tidings_core::nats::{Delivery, NatsConfig};
 use tidings_core::{Ack, Batch, ConfigError, Sink, SinkError, SinkFuture};
 
+use tidings_core::nats::Redactor;
+
 use crate::io::{Io, Msg, SendJob, Shared};
-use crate::redact::Redactor;
 
 /// How long a core-NATS send waits for the server to confirm it processed
 /// the batch (the echo of the sink's marker message).
@@ -184,6 +185,7 @@ impl SyncNatsSink {
     pub fn connect(config: NatsConfig) -> Result<SyncNatsSink, ConfigError> {
         config.validate()?;
         client::check_servers(&config)?;
+        client::check_credentials(&config)?;
         let name = config.sink_name();
         let config = Arc::new(config);
         let shared = Arc::new(Shared::default());
