@@ -334,7 +334,19 @@ impl NatsSink {
                 future::ready(())
             });
         options = match &config.credentials {
-            Credentials::None => options,
+            // async-nats ignores credentials embedded in a URL (the sync
+            // client uses them): take them from the first URL that has
+            // some, as `user:password@` or a lone `token@`.
+            Credentials::None => match servers
+                .iter()
+                .find_map(|a| Some((a.username()?, a.password())))
+            {
+                Some((user, Some(password))) => {
+                    options.user_and_password(user.to_owned(), password.to_owned())
+                }
+                Some((token, None)) => options.token(token.to_owned()),
+                None => options,
+            },
             Credentials::Token(token) => options.token(token.expose().to_owned()),
             Credentials::UserPassword { user, password } => {
                 options.user_and_password(user.clone(), password.expose().to_owned())
@@ -363,12 +375,13 @@ impl NatsSink {
                 })?
             }
         };
-        if config.tls.is_set() {
-            let material = config.tls.load()?;
-            options = options
-                .tls_client_config(tls::build(&material, seen)?)
-                .require_tls(config.tls.require_tls);
-        }
+        // Always ours, even with no TLS settings (system roots then): a
+        // server that requires TLS upgrades any connection, and the hooks
+        // must see that handshake too.
+        let material = config.tls.load()?;
+        options = options
+            .tls_client_config(tls::build(&material, seen)?)
+            .require_tls(config.tls.require_tls);
         let client = options
             .connect(servers)
             .await

@@ -158,13 +158,14 @@ pub(crate) fn connect(
         require_tls: config.tls.require_tls,
         ..TlsSeen::default()
     }));
-    if config.tls.is_set() {
-        let material = config.tls.load().map_err(|e| e.to_string())?;
-        let client_config = tls::build(&material, seen.clone()).map_err(|e| e.to_string())?;
-        options = options
-            .tls_client_config(client_config)
-            .tls_required(config.tls.require_tls);
-    }
+    // Always ours, even with no TLS settings (system roots then): a server
+    // that requires TLS upgrades any connection, and the hooks must see
+    // that handshake too.
+    let material = config.tls.load().map_err(|e| e.to_string())?;
+    let client_config = tls::build(&material, seen.clone()).map_err(|e| e.to_string())?;
+    options = options
+        .tls_client_config(client_config)
+        .tls_required(config.tls.require_tls);
     let Hooks {
         on_error,
         on_disconnect,

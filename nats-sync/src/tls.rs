@@ -36,9 +36,13 @@ pub(crate) fn check(config: &NatsConfig) -> Result<(), ConfigError> {
 pub(crate) fn build(material: &TlsMaterial, seen: Seen) -> Result<ClientConfig, ConfigError> {
     let mut roots = RootCertStore::empty();
     if material.roots.is_empty() {
-        // No CA configured: the system's roots, as the client would use.
-        let native = rustls_native_certs::load_native_certs().unwrap_or_default();
-        roots.add_parsable_certificates(native);
+        // No CA configured: the system's roots, as the client would use
+        // (read once per process).
+        static NATIVE: std::sync::OnceLock<Vec<CertificateDer<'static>>> =
+            std::sync::OnceLock::new();
+        let native =
+            NATIVE.get_or_init(|| rustls_native_certs::load_native_certs().unwrap_or_default());
+        roots.add_parsable_certificates(native.iter().cloned());
     } else {
         for (i, cert) in material.roots.iter().enumerate() {
             roots.add(cert.clone()).map_err(|e| {
