@@ -294,9 +294,11 @@ impl NatsSink {
     /// first connection, and does not fail when the server is down: the
     /// client keeps trying for as long as the sink lives, and until it
     /// succeeds every attempt fails as unavailable (core retries, then
-    /// spills). Fails only on invalid settings or an unreadable
-    /// credentials file, with an error naming the field; secrets never appear
-    /// in it. Must be awaited inside a tokio runtime (async-nats spawns its
+    /// spills). Fails only on invalid settings — an unreadable credentials
+    /// file, an NKey seed that does not decode, a TLS file that is missing,
+    /// unreadable or not PEM, a client key that does not belong to its
+    /// certificate — with an error naming the field (and the path); secrets
+    /// and key material never appear in it. Must be awaited inside a tokio runtime (async-nats spawns its
     /// connection task there).
     pub async fn connect(config: NatsConfig) -> Result<Self, ConfigError> {
         config.validate()?;
@@ -1320,6 +1322,70 @@ mod tests {
                 None,
             );
             assert_eq!(mapped.kind(), kind, "{mapped}");
+        }
+    }
+
+    /// What async-nats hands over for each connect failure (an event with
+    /// the error's kind only), with what this sink's TLS hooks saw, read
+    /// through core's table: the same words as on the sync stack.
+    #[test]
+    fn the_clients_connect_errors_map_into_cores_table() {
+        let untrusted = TlsSeen {
+            server_cert: Some(Err("invalid peer certificate: UnknownIssuer".into())),
+            ..TlsSeen::default()
+        };
+        let wrong_name = TlsSeen {
+            server_cert: Some(Err("invalid peer certificate: NotValidForName".into())),
+            ..TlsSeen::default()
+        };
+        let asked_none = TlsSeen {
+            server_cert: Some(Ok(())),
+            client_cert_asked: Some(false),
+            ..TlsSeen::default()
+        };
+        let asked_sent = TlsSeen {
+            server_cert: Some(Ok(())),
+            client_cert_asked: Some(true),
+            ..TlsSeen::default()
+        };
+        let required = TlsSeen {
+            require_tls: true,
+            ..TlsSeen::default()
+        };
+        let rows: Vec<(&str, TlsSeen, &str)> = vec![
+            (
+                "authorization violation",
+                TlsSeen::default(),
+                "Authorization Violation",
+            ),
+            ("TLS error", untrusted, "is not trusted"),
+            ("TLS error", wrong_name, "tls_server_name"),
+            ("IO error", asked_none, "requires a TLS client certificate"),
+            ("IO error", asked_sent, "did not accept"),
+            ("TLS error", required, "does not offer"),
+            ("TLS error", TlsSeen::default(), "TLS handshake failed"),
+            ("IO error", TlsSeen::default(), "IO error"),
+        ];
+        for (kind, seen, says) in rows {
+            let link = Link {
+                state: watch::Sender::new(LinkState::default()),
+                last_error: Mutex::new(None),
+                seen: Arc::new(Mutex::new(seen)),
+                servers: "nats://127.0.0.1:4222".into(),
+                redactor: Redactor::default(),
+                server_errors: Mutex::new(VecDeque::new()),
+            };
+            link.on_event(Event::ClientError(async_nats::ClientError::Other(
+                kind.to_owned(),
+            )));
+            let said = link.last_error().unwrap();
+            assert!(
+                said.starts_with("not connected to nats://127.0.0.1:4222"),
+                "{said}"
+            );
+            assert!(said.contains(says), "{kind}: {said}");
+            // The hooks' record starts afresh for the next attempt.
+            assert_eq!(lock(&link.seen).server_cert, None);
         }
     }
 

@@ -493,11 +493,7 @@ fn section_teardown(o: &Options) {
             "naive `tokio::spawn(client.publish(..))` per report",
             naive,
         ));
-        rows.push((
-            flavor,
-            "tidings-tokio (`NatsSink`, core NATS)",
-            tidings,
-        ));
+        rows.push((flavor, "tidings-tokio (`NatsSink`, core NATS)", tidings));
     }
     println!(
         "{n} reports per trial, {trials} trials per row, the runtime dropped right after the last \

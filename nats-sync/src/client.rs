@@ -210,15 +210,8 @@ pub(crate) fn connect(
         });
 
     let conn = options.connect(config.servers.join(",")).map_err(|e| {
-        let text = redactor.clean(&describe_connect_error(&e));
         let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let seen = TlsSeen {
-            server_cert: seen
-                .server_cert
-                .map(|r| r.map_err(|why| redactor.clean(&why))),
-            ..seen
-        };
-        ConnectFailure::classify(&text, &seen).describe(&config.redacted_servers().join(", "))
+        connect_failure(&e, &seen, redactor, &config.redacted_servers().join(", "))
     })?;
     state.connected.store(true, Ordering::SeqCst);
     let inbox_prefix = conn.new_inbox();
@@ -235,6 +228,20 @@ pub(crate) fn connect(
         inbox_prefix,
         state,
     })
+}
+
+/// A failed connect, worded by core's table from the client's error and
+/// what the TLS hooks saw (both redacted).
+fn connect_failure(e: &io::Error, seen: &TlsSeen, redactor: &Redactor, servers: &str) -> String {
+    let text = redactor.clean(&describe_connect_error(e));
+    let seen = TlsSeen {
+        server_cert: seen
+            .server_cert
+            .clone()
+            .map(|r| r.map_err(|why| redactor.clean(&why))),
+        ..seen.clone()
+    };
+    ConnectFailure::classify(&text, &seen).describe(servers)
 }
 
 /// Turns the client's connect errors into something a person can act on.
@@ -430,4 +437,91 @@ fn api_description(api: &nats::jetstream::Error) -> String {
         .ok()
         .and_then(|v| v.get("description")?.as_str().map(str::to_owned))
         .unwrap_or_else(|| "no description".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::{AlertDescription, CertificateError, InvalidMessage};
+
+    /// What the sync client hands over for each connect failure (the
+    /// rustls error inside an I/O error, or the server's `-ERR` line),
+    /// with what the hooks saw, read through core's table.
+    #[test]
+    fn the_clients_connect_errors_map_into_cores_table() {
+        let tls = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+        let required = TlsSeen {
+            require_tls: true,
+            ..TlsSeen::default()
+        };
+        let asked_none = TlsSeen {
+            server_cert: Some(Ok(())),
+            client_cert_asked: Some(false),
+            ..TlsSeen::default()
+        };
+        let asked_sent = TlsSeen {
+            server_cert: Some(Ok(())),
+            client_cert_asked: Some(true),
+            ..TlsSeen::default()
+        };
+        let none = TlsSeen::default();
+        let rows: Vec<(io::Error, &TlsSeen, &str)> = vec![
+            (
+                io::Error::other(
+                    "unexpected line while connecting: Err(\"Authorization Violation\")",
+                ),
+                &none,
+                "Authorization Violation",
+            ),
+            (
+                tls(rustls::Error::InvalidCertificate(
+                    CertificateError::UnknownIssuer,
+                )),
+                &none,
+                "is not trusted",
+            ),
+            (
+                tls(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName,
+                )),
+                &none,
+                "tls_server_name",
+            ),
+            (
+                tls(rustls::Error::AlertReceived(
+                    AlertDescription::CertificateRequired,
+                )),
+                &asked_none,
+                "requires a TLS client certificate",
+            ),
+            (
+                tls(rustls::Error::AlertReceived(
+                    AlertDescription::BadCertificate,
+                )),
+                &asked_sent,
+                "did not accept",
+            ),
+            (
+                tls(rustls::Error::InvalidMessage(
+                    InvalidMessage::InvalidContentType,
+                )),
+                &required,
+                "does not offer",
+            ),
+            (
+                io::Error::new(io::ErrorKind::ConnectionRefused, "Connection refused"),
+                &none,
+                "Connection refused",
+            ),
+        ];
+        let redactor = Redactor::default();
+        for (e, seen, says) in rows {
+            let message = connect_failure(&e, seen, &redactor, "nats://127.0.0.1:4222");
+            assert!(
+                message.starts_with("not connected to nats://127.0.0.1:4222"),
+                "{message}"
+            );
+            assert!(message.contains(says), "{e}: {message}");
+        }
+    }
 }

@@ -77,11 +77,20 @@
 //!   this client: its idle flusher thread notices the shutdown only at its
 //!   next 2-minute tick and ends then. It holds no reports.
 //!
-//! ## Secrets
+//! ## TLS, credentials, secrets
 //!
-//! Passwords and tokens (from [`Credentials`](tidings_core::nats::Credentials)
-//! or embedded in a server URL) never appear in `Debug` output or error
-//! messages.
+//! [`NatsConfig::tls`] (private CAs, a client certificate for mutual TLS,
+//! `require_tls`, the server name to verify) and every
+//! [`Credentials`](tidings_core::nats::Credentials) (token, user/password,
+//! NKey seed, `.creds`) work as on the async-nats sink: the files are read,
+//! and a client key is checked against its certificate, when the sink is
+//! built; why a connection is refused is worded by core's
+//! [`ConnectFailure`](tidings_core::nats::ConnectFailure).
+//!
+//! Passwords, tokens, NKey seeds (from `Credentials` or embedded in a
+//! server URL) never appear in `Debug` output or error messages: every
+//! error text passes through core's
+//! [`Redactor`](tidings_core::nats::Redactor).
 //!
 //! ## Example
 //!

@@ -586,7 +586,7 @@ fn credentials_right_and_wrong<H: Harness>() {
             run.summary
         );
         assert!(
-            run.reason().contains("authorization violation"),
+            run.reason().contains("Authorization Violation"),
             "[{}] {}",
             H::NAME,
             run.reason()
@@ -645,11 +645,46 @@ fn credentials_right_and_wrong<H: Harness>() {
         run.summary
     );
     assert!(
-        run.reason().contains("authorization violation"),
+        run.reason().contains("Authorization Violation"),
         "{}",
         run.reason()
     );
     assert_eq!(stream_arrivals(&probe, STREAM).ids.len(), N);
+}
+
+/// The permissions the README lists are enough: a user with exactly those
+/// delivers with JetStream and `ensure_stream` (the stream created by it),
+/// and with core publish.
+fn least_privilege_user<H: Harness>() {
+    let server = NatsServer::start_with(ServerOptions {
+        config: Some(format!(
+            "authorization {{\n  users = [\n    {{user: {}, password: {:?}}}\n    \
+             {{user: tidings, password: {PASSWORD:?}, permissions: {{\n      \
+             publish: [\"{SUBJECT}\", \"{SUBJECT}.>\", \"_INBOX.>\", \
+             \"$JS.API.STREAM.INFO.{STREAM}\", \"$JS.API.STREAM.CREATE.{STREAM}\"]\n      \
+             subscribe: [\"_INBOX.>\"]\n    }}}}\n  ]\n}}",
+            ADMIN.0, ADMIN.1
+        )),
+        ..ServerOptions::default()
+    });
+    let admin = server.url_as(ADMIN.0, ADMIN.1);
+    let h = H::new();
+    let user = Credentials::UserPassword {
+        user: "tidings".into(),
+        password: Secret::new(PASSWORD),
+    };
+    delivers(&h, &admin, js(server.url()).credentials(user.clone()));
+    let sub = Subscriber::start(&admin, &format!("{SUBJECT}.>"));
+    let core = NatsConfig::new(server.url(), format!("{SUBJECT}.core")).credentials(user);
+    let run = run_with(&h, core, (0..N).map(report).collect(), patient_retry());
+    assert_eq!(
+        run.stats().delivered,
+        N as u64,
+        "[{}] {}",
+        H::NAME,
+        run.summary
+    );
+    assert_eq!(sub.wait_for(N, Duration::from_secs(10)).ids.len(), N);
 }
 
 // ----- operator mode: .creds -------------------------------------------------
@@ -796,7 +831,7 @@ fn creds_in_operator_mode<H: Harness>() {
         run.summary
     );
     assert!(
-        run.reason().contains("authorization violation"),
+        run.reason().contains("Authorization Violation"),
         "[{}] {}",
         H::NAME,
         run.reason()
@@ -950,7 +985,7 @@ fn no_secret_anywhere<H: Harness>() {
         );
     }
     // The texts were really collected (and say what happened).
-    assert!(seen.contains("authorization violation"), "[{}]", H::NAME);
+    assert!(seen.contains("Authorization Violation"), "[{}]", H::NAME);
     assert!(
         seen.contains("requires a TLS client certificate"),
         "[{}]",
@@ -1132,6 +1167,7 @@ on_both_stacks!(
     require_tls_against_a_plain_server,
     bad_tls_files_fail_at_build,
     credentials_right_and_wrong,
+    least_privilege_user,
     creds_in_operator_mode,
     no_secret_anywhere,
     scrubbed_before_leaving,

@@ -287,7 +287,7 @@ impl<'a> ConnectFailure<'a> {
     pub fn describe(self, servers: &str) -> String {
         match self {
             ConnectFailure::AuthorizationViolation => format!(
-                "not connected to {servers}: authorization violation: the server refused the \
+                "not connected to {servers}: Authorization Violation: the server refused the \
                  credentials (check the user/password, token, NKey seed or .creds file, and \
                  that the server's authorization or account lists this user)"
             ),
@@ -441,7 +441,7 @@ mod tests {
             (
                 "server refused the connection: Authorization Violation",
                 &none,
-                "authorization violation",
+                "Authorization Violation",
             ),
             (
                 "could not connect: invalid peer certificate: UnknownIssuer",
@@ -462,7 +462,7 @@ mod tests {
             (
                 "nats: authorization violation",
                 &none,
-                "authorization violation",
+                "Authorization Violation",
             ),
             ("nats: TLS error", &untrusted, "tls_ca_file"),
             ("nats: TLS error", &wrong_name, "tls_server_name"),
