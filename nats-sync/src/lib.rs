@@ -90,7 +90,7 @@
 //! Passwords, tokens, NKey seeds (from `Credentials` or embedded in a
 //! server URL) never appear in `Debug` output or error messages: every
 //! error text passes through core's
-//! [`Redactor`](tidings_core::nats::Redactor).
+//! [`Redactor`].
 //!
 //! ## Example
 //!

@@ -21,27 +21,8 @@
 //! | an answer that is not a JetStream ack | [`Other`](SinkErrorKind::Other) | retried |
 //!
 //!
-//! ## Connecting
-//!
-//! Why a connection could not be made is the second half of the table,
-//! [`ConnectFailure`]: each sink turns what its client said (and what its
-//! TLS hooks saw, [`TlsSeen`]) into one with [`ConnectFailure::classify`],
-//! and [`ConnectFailure::into_error`] words it. Every row is
-//! [`Unavailable`](SinkErrorKind::Unavailable): while the sink cannot
-//! connect, reports are retried, then spilled — nothing is lost, and the
-//! message (in [`SinkStats::last_error`](crate::SinkStats) and the
-//! diagnostics) says what to fix.
-//!
-//! | failure | what the message tells you to fix |
-//! |---|---|
-//! | authorization violation (wrong user/password, token, NKey, `.creds`; or not allowed to connect) | the credentials, or the user's entry in the server's `authorization`/account |
-//! | the server's certificate is not trusted (unknown issuer, expired, bad signature) | `tls_ca_file`: the CA that signed the server's certificate |
-//! | the server's certificate is not valid for the name (`NotValidForName`) | `tls_server_name`: the name in the certificate |
-//! | the server requires a client certificate and none was configured | `tls_client_cert` |
-//! | the server did not accept the client certificate | a client certificate signed by a CA the server trusts (`tls.ca_file` in the server's config) |
-//! | TLS required (`require_tls`, or a `tls://` URL) but the server does not offer TLS | the server's `tls {}` block, or the URL |
-//! | any other TLS handshake failure | the TLS settings on both sides (versions, cipher suites) |
-//! | anything else (refused, timed out, DNS) | the URL, the network, the server |
+//! Why a connection could not be made is the connect half of the table:
+//! [`ConnectFailure`].
 //!
 //! ```
 //! use tidings_core::nats::ServerAnswer;
@@ -164,8 +145,25 @@ pub struct TlsSeen {
     pub client_cert_asked: Option<bool>,
 }
 
-/// Why a connection could not be made; see the [module docs](self) for the
-/// table. Built by [`ConnectFailure::classify`].
+/// Why a connection could not be made: the connect half of the one table.
+/// Each sink turns what its client said (and what its
+/// TLS hooks saw, [`TlsSeen`]) into one with [`ConnectFailure::classify`],
+/// and [`ConnectFailure::into_error`] words it. Every row is
+/// [`Unavailable`](SinkErrorKind::Unavailable): while the sink cannot
+/// connect, reports are retried, then spilled — nothing is lost, and the
+/// message (in [`SinkStats::last_error`](crate::SinkStats) and the
+/// diagnostics) says what to fix.
+///
+/// | failure | what the message tells you to fix |
+/// |---|---|
+/// | authorization violation (wrong user/password, token, NKey, `.creds`; or not allowed to connect) | the credentials, or the user's entry in the server's `authorization`/account |
+/// | the server's certificate is not trusted (unknown issuer, expired, bad signature) | `tls_ca_file`: the CA that signed the server's certificate |
+/// | the server's certificate is not valid for the name (`NotValidForName`) | `tls_server_name`: the name in the certificate |
+/// | the server requires a client certificate and none was configured | `tls_client_cert` |
+/// | the server did not accept the client certificate | a client certificate signed by a CA the server trusts (`tls.ca_file` in the server's config) |
+/// | TLS required (`require_tls`, or a `tls://` URL) but the server does not offer TLS | the server's `tls {}` block, or the URL |
+/// | any other TLS handshake failure | the TLS settings on both sides (versions, cipher suites) |
+/// | anything else (refused, timed out, DNS) | the URL, the network, the server |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConnectFailure<'a> {

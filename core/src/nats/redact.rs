@@ -26,7 +26,7 @@ use std::borrow::Cow;
 use super::{Credentials, NatsConfig};
 use crate::scrub::scrub_url_userinfo;
 
-/// Replaces secrets in texts; see the [module docs](self).
+/// Replaces secrets in texts: see [`Redactor::clean`] for what it replaces.
 #[derive(Clone, Default)]
 pub struct Redactor {
     secrets: Vec<String>,
@@ -64,7 +64,10 @@ impl Redactor {
         Redactor { secrets }
     }
 
-    /// `text` with every secret replaced.
+    /// `text` with every secret replaced: every configured secret (the
+    /// token, the password, the NKey seed, a password or lone token in a
+    /// server URL) and anything shaped like an NKey seed by `***`, and the
+    /// password in any URL's user-info (`scheme://user:***@host`).
     pub fn clean(&self, text: &str) -> String {
         self.clean_cow(text).into_owned()
     }

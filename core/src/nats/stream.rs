@@ -68,7 +68,10 @@ pub enum DiscardPolicy {
 /// created (and the duplicate window [`STREAM_DUPLICATE_WINDOW`]), and is
 /// not compared on an existing stream. Each field set is used at creation
 /// and **must match** on an existing stream: tidings never changes a stream,
-/// and does not publish into one that differs (see the [module docs](self)).
+/// and does not publish into one that differs ([`StreamCheck::Differs`]:
+/// each attempt fails as unavailable naming every difference, so reports
+/// are retried, then spilled, and the stream is checked again every
+/// [`ENSURE_RETRY_INTERVAL`]).
 ///
 /// ```
 /// use std::time::Duration;
