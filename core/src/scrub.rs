@@ -93,7 +93,8 @@ impl ScrubConfig {
     }
 
     /// Also scrubs context keys containing `key` (case-insensitive, `_` and
-    /// `-` ignored). Turns scrubbing on.
+    /// `-` ignored; at least two characters besides those). Turns
+    /// scrubbing on.
     pub fn key(mut self, key: impl Into<String>) -> Self {
         self.enabled = true;
         self.keys.push(key.into());
@@ -112,11 +113,30 @@ impl ScrubConfig {
 }
 
 /// Applies a [`ScrubConfig`] to reports; see the [module docs](self).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Scrubber {
     enabled: bool,
     /// Each key folded (lowercase, no `_`/`-`).
     needles: Vec<Vec<u8>>,
+    /// The first two bytes of every needle, as a bit set of 65536 pairs: a
+    /// key is only compared where one of them occurs.
+    pairs: Vec<u64>,
+    /// The shortest needle: shorter keys match none.
+    shortest: usize,
+}
+
+impl std::fmt::Debug for Scrubber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<String> = self
+            .needles
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect();
+        f.debug_struct("Scrubber")
+            .field("enabled", &self.enabled)
+            .field("keys", &keys)
+            .finish()
+    }
 }
 
 impl Default for Scrubber {
@@ -126,7 +146,7 @@ impl Default for Scrubber {
 }
 
 /// Longest key folded on the stack; longer ones are folded on the heap.
-const STACK_KEY: usize = 128;
+const STACK_KEY: usize = 64;
 
 fn fold_byte(b: u8) -> Option<u8> {
     match b {
@@ -138,15 +158,22 @@ fn fold_byte(b: u8) -> Option<u8> {
 impl Scrubber {
     /// A scrubber for `config`.
     pub fn new(config: &ScrubConfig) -> Scrubber {
-        let needles = config
+        let needles: Vec<Vec<u8>> = config
             .keys
             .iter()
             .map(|k| k.bytes().filter_map(fold_byte).collect::<Vec<u8>>())
-            .filter(|n| !n.is_empty())
+            .filter(|n| n.len() >= 2)
             .collect();
+        let mut pairs = vec![0u64; 1024];
+        for needle in &needles {
+            let p = (needle[0] as usize) << 8 | needle[1] as usize;
+            pairs[p / 64] |= 1 << (p % 64);
+        }
         Scrubber {
             enabled: config.enabled,
+            shortest: needles.iter().map(Vec::len).min().unwrap_or(usize::MAX),
             needles,
+            pairs,
         }
     }
 
@@ -160,22 +187,42 @@ impl Scrubber {
         if !self.enabled {
             return false;
         }
-        let mut stack = [0u8; STACK_KEY];
+        let bytes = key.as_bytes();
+        if bytes.len() < self.shortest {
+            return false;
+        }
+        let needs_fold = bytes
+            .iter()
+            .any(|&b| b.is_ascii_uppercase() || b == b'_' || b == b'-');
+        let mut stack: [u8; STACK_KEY];
         let heap: Vec<u8>;
-        let folded: &[u8] = if key.len() <= STACK_KEY {
+        let folded: &[u8] = if !needs_fold {
+            bytes
+        } else if bytes.len() <= STACK_KEY {
+            stack = [0; STACK_KEY];
             let mut n = 0;
-            for b in key.bytes().filter_map(fold_byte) {
-                stack[n] = b;
-                n += 1;
+            for &b in bytes {
+                if let Some(f) = fold_byte(b) {
+                    stack[n] = f;
+                    n += 1;
+                }
             }
             &stack[..n]
         } else {
-            heap = key.bytes().filter_map(fold_byte).collect();
+            heap = bytes.iter().copied().filter_map(fold_byte).collect();
             &heap
         };
-        self.needles.iter().any(|needle| {
-            needle.len() <= folded.len() && folded.windows(needle.len()).any(|w| w == &needle[..])
-        })
+        // Only where a needle's first two bytes occur is anything compared.
+        for (i, pair) in folded.windows(2).enumerate() {
+            let p = (pair[0] as usize) << 8 | pair[1] as usize;
+            if self.pairs[p / 64] & (1 << (p % 64)) != 0 {
+                let rest = &folded[i..];
+                if self.needles.iter().any(|n| rest.starts_with(n)) {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// Scrubs `report` in place; true when something was changed.
@@ -236,6 +283,17 @@ fn scrub_string(s: &mut String) -> bool {
     }
 }
 
+/// Where the next `://` starts in `bytes` (a vectorised search: most
+/// texts have none, and are only read).
+fn find_scheme_end(bytes: &[u8]) -> Option<usize> {
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"://"));
+    if bytes.len() < 32 {
+        return bytes.windows(3).position(|w| w == b"://");
+    }
+    FINDER.find(bytes)
+}
+
 /// `text` with the password of every URL's user-info replaced by `***`
 /// (`user:pw@` → `user:***@`, a lone `token@` → `***@`), or `None` when
 /// there is nothing to replace (no allocation then).
@@ -253,7 +311,7 @@ pub fn scrub_url_userinfo(text: &str) -> Option<String> {
     // How much of `text` is already in `out`.
     let mut copied = 0;
     let mut from = 0;
-    while let Some(found) = text[from..].find("://") {
+    while let Some(found) = find_scheme_end(&text.as_bytes()[from..]) {
         let start = from + found + 3;
         let authority_len = text[start..]
             .find(|c: char| {
@@ -314,6 +372,9 @@ mod tests {
         }
         let long = format!("{}token", "x".repeat(300));
         assert!(s.is_sensitive_key(&long));
+        // Folded on the heap (longer than the stack buffer).
+        assert!(s.is_sensitive_key(&format!("{}_TOKEN", "X".repeat(100))));
+        assert!(!s.is_sensitive_key(&"X-".repeat(100)));
 
         let mut r = Report::error("k", "m")
             .with_context(

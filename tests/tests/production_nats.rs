@@ -1032,6 +1032,23 @@ fn scrubbed_before_leaving<H: Harness>() {
             r
         })
         .collect();
+    // Where NATS is unreachable, the spool and the fallback file hold the
+    // scrubbed reports too (scrubbing happens before a report is accepted).
+    let nowhere = run_with(
+        &h,
+        failing(js("nats://127.0.0.1:1")),
+        reports.clone(),
+        quick_retry(),
+    );
+    assert_eq!(nowhere.stats().spilled, keys.len() as u64, "[{}]", H::NAME);
+    let written = nowhere.everything_written();
+    assert!(written.contains("[redacted]"), "[{}] {written}", H::NAME);
+    assert!(
+        !written.contains("sec-"),
+        "[{}] a secret was spilled",
+        H::NAME
+    );
+
     let run = run_with(&h, js(server.url()), reports, patient_retry());
     assert_eq!(
         run.stats().delivered,
