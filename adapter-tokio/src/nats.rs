@@ -1207,6 +1207,8 @@ mod tls {
         }
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            // Asked while the client hello is written: a handshake began.
+            note(&self.seen, |s| s.handshake_started = true);
             self.inner.supported_verify_schemes()
         }
     }
@@ -1363,6 +1365,26 @@ mod tests {
             ("IO error", asked_none, "requires a TLS client certificate"),
             ("IO error", asked_sent, "did not accept"),
             ("TLS error", required, "does not offer"),
+            // async-nats reports a failed handshake as an I/O error; the
+            // hooks saw the hello go out and no certificate come back.
+            (
+                "IO error",
+                TlsSeen {
+                    require_tls: true,
+                    handshake_started: true,
+                    ..TlsSeen::default()
+                },
+                "does not offer",
+            ),
+            // Required, but the server is down: no handshake began.
+            (
+                "IO error",
+                TlsSeen {
+                    require_tls: true,
+                    ..TlsSeen::default()
+                },
+                "IO error",
+            ),
             ("TLS error", TlsSeen::default(), "TLS handshake failed"),
             ("IO error", TlsSeen::default(), "IO error"),
         ];

@@ -165,6 +165,8 @@ impl ServerCertVerifier for Verifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        // Asked while the client hello is written: a handshake began.
+        note(&self.seen, |s| s.handshake_started = true);
         self.inner.supported_verify_schemes()
     }
 }

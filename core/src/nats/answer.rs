@@ -136,6 +136,9 @@ impl ServerAnswer<'_> {
 pub struct TlsSeen {
     /// TLS was required by the configuration (`require_tls`).
     pub require_tls: bool,
+    /// A TLS handshake was started (the client sent its hello): with no
+    /// server certificate seen after it, the server did not speak TLS.
+    pub handshake_started: bool,
     /// The server's certificate was checked; `Some(Err(why))` when it was
     /// refused (the TLS library's words, e.g. `invalid peer certificate:
     /// UnknownIssuer`).
@@ -257,12 +260,14 @@ impl<'a> ConnectFailure<'a> {
         if lower.contains("badcertificate") || lower.contains("unknownca") {
             return ConnectFailure::ClientCertificateRejected { detail: text };
         }
-        if seen.require_tls
-            && seen.server_cert.is_none()
-            && (tls_word || lower.contains("io error"))
+        // TLS was started (required by the configuration, the URL or the
+        // server) and the server never presented a certificate, nor sent a
+        // TLS alert: it does not speak TLS. Without that record (a client
+        // configuration without the hooks), the client's words decide.
+        let no_certificate = seen.server_cert.is_none() && !lower.contains("alert");
+        if (seen.handshake_started && no_certificate)
+            || (seen.require_tls && no_certificate && tls_word)
         {
-            // Required, and the server never presented a certificate: it
-            // did not speak TLS.
             return ConnectFailure::TlsNotOffered;
         }
         if lower.contains("tls not available") || lower.contains("tls is not available") {
@@ -433,6 +438,11 @@ mod tests {
             require_tls: true,
             ..TlsSeen::default()
         };
+        let started = TlsSeen {
+            require_tls: true,
+            handshake_started: true,
+            ..TlsSeen::default()
+        };
         let none = TlsSeen::default();
         let rows: Vec<(&str, &TlsSeen, &str)> = vec![
             // The sync client's words.
@@ -473,6 +483,10 @@ mod tests {
                 "does not offer",
             ),
             ("nats: TLS error", &none, "TLS handshake failed"),
+            // Required TLS, but the server is simply down: not "no TLS".
+            ("nats: IO error", &required, "IO error"),
+            // async-nats reports a failed handshake as an I/O error.
+            ("nats: IO error", &started, "does not offer"),
             (
                 "could not connect: Connection refused (os error 111)",
                 &none,
