@@ -1,7 +1,7 @@
 //! Production NATS (issue #12), against real nats-servers on loopback, on
-//! both NATS stacks: the sync client's sink (through the blocking adapter)
-//! and async-nats' (through tokio, multi-thread). Each body is generic over
-//! the harness and runs once per stack.
+//! both NATS stacks and all four adapters: the sync client's sink (blocking,
+//! smol) and async-nats' (tokio multi-thread, current-thread). Each body is
+//! generic over the harness and runs once per adapter.
 //!
 //! Certificates are generated here at test time (rcgen): a private CA, a
 //! server certificate for 127.0.0.1/::1/localhost, one only for
@@ -19,7 +19,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
-use tidings_conformance::adapters::{Blocking, Tokio};
+use tidings_conformance::adapters::{Blocking, Smol, Tokio};
 use tidings_conformance::harness::Harness;
 use tidings_conformance::nats_probe::{
     create_stream, set_probe_access, stream_arrivals, stream_reports, stream_settings,
@@ -36,6 +36,7 @@ use tidings_core::{
 };
 
 type TokioMulti = Tokio<true>;
+type TokioCurrent = Tokio<false>;
 
 // ----- certificates ----------------------------------------------------------
 
@@ -1172,6 +1173,23 @@ macro_rules! on_both_stacks {
                 #[test]
                 fn $name() {
                     super::$name::<super::TokioMulti>();
+                }
+            )*
+        }
+        // The same two sinks on the other two adapters.
+        mod smol {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name::<super::Smol>();
+                }
+            )*
+        }
+        mod tokio_current_thread {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name::<super::TokioCurrent>();
                 }
             )*
         }
