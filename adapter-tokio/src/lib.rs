@@ -80,7 +80,7 @@ use tidings_core::{
 };
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-pub use nats::NatsSink;
+pub use nats::{connect_options, NatsSink};
 
 /// The former name of [`NatsSink`] (every adapter's NATS sink is now
 /// called `NatsSink`).

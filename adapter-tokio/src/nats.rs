@@ -30,6 +30,14 @@
 //!   [`ServerAnswer`](tidings_core::nats::ServerAnswer), shared with the sync
 //!   sink; the configured stream is checked and created as core's
 //!   [`StreamGate`](tidings_core::nats::StreamGate) says.
+//! * Why a connection fails (an authorization violation, an untrusted
+//!   certificate, a missing client certificate, a server without TLS) is
+//!   worded by core's [`ConnectFailure`](tidings_core::nats::ConnectFailure)
+//!   from async-nats' error kind and what this sink's TLS hooks saw
+//!   (async-nats reports only "TLS error" or "IO error").
+//! * Every error text the sink produces passes through core's
+//!   [`Redactor`](tidings_core::nats::Redactor): no password, token, NKey
+//!   seed or URL user-info reaches stats, logs or the fallback file.
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
@@ -46,8 +54,8 @@ use bytes::Bytes;
 use futures::future::{self, Either};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tidings_core::nats::{
-    publish_refused_subject, Credentials, Delivery, NatsConfig, ServerAnswer, StreamCheck,
-    StreamGate, STREAM_DUPLICATE_WINDOW,
+    publish_refused_subject, ConnectFailure, Credentials, Delivery, DiscardPolicy, ExistingStream,
+    NatsConfig, Redactor, ServerAnswer, StreamCheck, StreamGate, StreamStorage, TlsSeen,
 };
 use tidings_core::{Ack, Batch, ConfigError, Report, Sink, SinkError, SinkFuture};
 use tokio::sync::watch;
@@ -98,6 +106,7 @@ struct Inner {
     client: Client,
     jetstream: Option<JetStream>,
     link: Arc<Link>,
+    redactor: Redactor,
 }
 
 struct JetStream {
@@ -128,6 +137,11 @@ const EVENT_YIELDS: usize = 4;
 struct Link {
     state: watch::Sender<LinkState>,
     last_error: Mutex<Option<String>>,
+    /// What the TLS hooks saw since the last connect event.
+    seen: Arc<Mutex<TlsSeen>>,
+    /// The servers, redacted, for connect-failure messages.
+    servers: String,
+    redactor: Redactor,
     /// The latest server errors (`-ERR`), numbered: a batch notes the count
     /// before it publishes and reads the refusals that came after.
     server_errors: Mutex<VecDeque<(u64, String)>>,
@@ -150,6 +164,7 @@ impl Link {
         match event {
             Event::Connected => {
                 *lock(&self.last_error) = None;
+                self.take_seen();
                 self.state.send_modify(|s| s.connects += 1);
             }
             Event::Disconnected => self.state.send_modify(|s| s.breaks += 1),
@@ -166,13 +181,37 @@ impl Link {
                     kept.push_back((s.server_errors, text));
                 });
             }
-            Event::ClientError(e) => *lock(&self.last_error) = Some(e.to_string()),
+            Event::ClientError(e) => {
+                // A failed connect attempt: async-nats gives its kind only
+                // ("nats: TLS error"); core's table words it with what the
+                // TLS hooks saw during the attempt.
+                let text = self.redactor.clean(&e.to_string());
+                let seen = self.take_seen();
+                let seen = TlsSeen {
+                    server_cert: seen
+                        .server_cert
+                        .map(|r| r.map_err(|why| self.redactor.clean(&why))),
+                    ..seen
+                };
+                *lock(&self.last_error) =
+                    Some(ConnectFailure::classify(&text, &seen).describe(&self.servers));
+            }
             Event::LameDuckMode | Event::Draining | Event::SlowConsumer(_) => {}
         }
     }
 
     fn last_error(&self) -> Option<String> {
         lock(&self.last_error).clone()
+    }
+
+    /// What the TLS hooks saw, and a fresh record for the next attempt.
+    fn take_seen(&self) -> TlsSeen {
+        let mut seen = lock(&self.seen);
+        let fresh = TlsSeen {
+            require_tls: seen.require_tls,
+            ..TlsSeen::default()
+        };
+        std::mem::replace(&mut *seen, fresh)
     }
 
     /// The number of server errors so far: refusals after it belong to
@@ -248,6 +287,97 @@ async fn unless_lost<F: Future>(link: &Link, seen: LinkState, work: F) -> Option
     }
 }
 
+/// The async-nats servers and connection options a [`NatsSink`] uses for
+/// `config` — name, timeouts, unlimited reconnects, credentials (also those
+/// embedded in a URL, which async-nats itself ignores), and TLS with
+/// tidings' certificate verifier — for tools that need a client of their
+/// own with exactly the sink's settings (the `tidings` CLI's `tail` and
+/// `check`). Add an event callback and `connect`.
+///
+/// Fails as [`NatsSink::connect`] does on invalid settings, naming the
+/// field; secrets never appear in the error.
+pub async fn connect_options(
+    config: &NatsConfig,
+) -> Result<(Vec<ServerAddr>, ConnectOptions), ConfigError> {
+    let seen = Arc::new(Mutex::new(TlsSeen {
+        require_tls: config.tls.require_tls,
+        ..TlsSeen::default()
+    }));
+    options_for(config, seen).await
+}
+
+/// [`connect_options`], with the TLS hooks recording into `seen`.
+async fn options_for(
+    config: &NatsConfig,
+    seen: Arc<Mutex<TlsSeen>>,
+) -> Result<(Vec<ServerAddr>, ConnectOptions), ConfigError> {
+    config.validate()?;
+    let mut servers = Vec::with_capacity(config.servers.len());
+    for (url, shown) in config.servers.iter().zip(config.redacted_servers()) {
+        let addr: ServerAddr = url.parse().map_err(|_| {
+            ConfigError::new(
+                "nats.url",
+                format!("{shown:?} is not a NATS server address"),
+            )
+        })?;
+        servers.push(addr);
+    }
+    let mut options = ConnectOptions::new()
+        .name(&config.client_name)
+        .connection_timeout(config.connect_timeout)
+        .max_reconnects(None);
+    options = match &config.credentials {
+        // async-nats ignores credentials embedded in a URL (the sync
+        // client uses them): take them from the first URL that has
+        // some, as `user:password@` or a lone `token@`.
+        Credentials::None => match servers
+            .iter()
+            .find_map(|a| Some((a.username()?, a.password())))
+        {
+            Some((user, Some(password))) => {
+                options.user_and_password(user.to_owned(), password.to_owned())
+            }
+            Some((token, None)) => options.token(token.to_owned()),
+            None => options,
+        },
+        Credentials::Token(token) => options.token(token.expose().to_owned()),
+        Credentials::UserPassword { user, password } => {
+            options.user_and_password(user.clone(), password.expose().to_owned())
+        }
+        Credentials::NKey(seed) => {
+            nkeys::KeyPair::from_seed(seed.expose()).map_err(|_| {
+                ConfigError::new(
+                    "nats.credentials",
+                    "the NKey seed does not decode (a damaged or truncated seed); it is \
+                     not shown",
+                )
+            })?;
+            options.nkey(seed.expose().to_owned())
+        }
+        Credentials::CredsFile(path) => {
+            options.credentials_file(path).await.map_err(|e| {
+                // The kind only: parse errors could quote the file.
+                ConfigError::new(
+                    "nats.credentials",
+                    format!(
+                        "cannot use credentials file {}: {:?}",
+                        path.display(),
+                        e.kind()
+                    ),
+                )
+            })?
+        }
+    };
+    // Always ours, even with no TLS settings (system roots then): a
+    // server that requires TLS upgrades any connection, and the hooks
+    // must see that handshake too.
+    let material = config.tls.load()?;
+    let options = options
+        .tls_client_config(tls::build(&material, seen)?)
+        .require_tls(config.tls.require_tls);
+    Ok((servers, options))
+}
+
 impl NatsSink {
     /// Validates `config` and connects in the background.
     ///
@@ -255,57 +385,34 @@ impl NatsSink {
     /// first connection, and does not fail when the server is down: the
     /// client keeps trying for as long as the sink lives, and until it
     /// succeeds every attempt fails as unavailable (core retries, then
-    /// spills). Fails only on invalid settings or an unreadable
-    /// credentials file, with an error naming the field; secrets never appear
-    /// in it. Must be awaited inside a tokio runtime (async-nats spawns its
+    /// spills). Fails only on invalid settings — an unreadable credentials
+    /// file, an NKey seed that does not decode, a TLS file that is missing,
+    /// unreadable or not PEM, a client key that does not belong to its
+    /// certificate — with an error naming the field (and the path); secrets
+    /// and key material never appear in it. Must be awaited inside a tokio runtime (async-nats spawns its
     /// connection task there).
     pub async fn connect(config: NatsConfig) -> Result<Self, ConfigError> {
-        config.validate()?;
-        let mut servers = Vec::with_capacity(config.servers.len());
-        for (url, shown) in config.servers.iter().zip(config.redacted_servers()) {
-            let addr: ServerAddr = url.parse().map_err(|_| {
-                ConfigError::new(
-                    "nats.url",
-                    format!("{shown:?} is not a NATS server address"),
-                )
-            })?;
-            servers.push(addr);
-        }
+        let redactor = Redactor::new(&config);
+        let seen = Arc::new(Mutex::new(TlsSeen {
+            require_tls: config.tls.require_tls,
+            ..TlsSeen::default()
+        }));
+        let (servers, options) = options_for(&config, seen.clone()).await?;
         let link = Arc::new(Link {
             state: watch::Sender::new(LinkState::default()),
             last_error: Mutex::new(None),
+            seen,
+            servers: config.redacted_servers().join(", "),
+            redactor: redactor.clone(),
             server_errors: Mutex::new(VecDeque::with_capacity(ERRORS_KEPT)),
         });
         let events = link.clone();
-        let mut options = ConnectOptions::new()
-            .name(&config.client_name)
-            .connection_timeout(config.connect_timeout)
+        let options = options
             .retry_on_initial_connect()
-            .max_reconnects(None)
             .event_callback(move |event| {
                 events.on_event(event);
                 future::ready(())
             });
-        options = match &config.credentials {
-            Credentials::None => options,
-            Credentials::Token(token) => options.token(token.expose().to_owned()),
-            Credentials::UserPassword { user, password } => {
-                options.user_and_password(user.clone(), password.expose().to_owned())
-            }
-            Credentials::CredsFile(path) => {
-                options.credentials_file(path).await.map_err(|e| {
-                    // The kind only: parse errors could quote the file.
-                    ConfigError::new(
-                        "nats.credentials",
-                        format!(
-                            "cannot use credentials file {}: {:?}",
-                            path.display(),
-                            e.kind()
-                        ),
-                    )
-                })?
-            }
-        };
         let client = options
             .connect(servers)
             .await
@@ -360,6 +467,7 @@ impl NatsSink {
                 client,
                 jetstream,
                 link,
+                redactor,
             }),
         })
     }
@@ -388,10 +496,25 @@ impl NatsSink {
 }
 
 impl Inner {
+    /// Every error this sink hands out leaves through here: secrets
+    /// (async-nats error texts can quote URLs with credentials) are
+    /// replaced by core's redactor.
     async fn send(&self, batch: &Batch) -> Vec<Result<Ack, SinkError>> {
-        match &self.jetstream {
+        let results = match &self.jetstream {
             None => self.send_core(batch).await,
             Some(js) => self.send_jetstream(js, batch).await,
+        };
+        results
+            .into_iter()
+            .map(|r| r.map_err(|e| self.redact(e)))
+            .collect()
+    }
+
+    /// `e` with any secret in its message replaced.
+    fn redact(&self, e: SinkError) -> SinkError {
+        match self.redactor.clean_cow(e.message()) {
+            std::borrow::Cow::Borrowed(_) => e,
+            std::borrow::Cow::Owned(clean) => SinkError::new(e.kind(), clean),
         }
     }
 
@@ -416,15 +539,12 @@ impl Inner {
         let why = if self.link.state.borrow().closed {
             "the NATS connection is closed".to_owned()
         } else if self.client.connection_state() != State::Connected {
-            let mut why = format!(
-                "not connected to {}",
-                self.config.redacted_servers().join(",")
-            );
-            if let Some(e) = self.link.last_error() {
-                why.push_str(": ");
-                why.push_str(&e);
+            match self.link.last_error() {
+                // A failed connect, already worded by core's table.
+                Some(e) if e.starts_with("not connected to ") => e,
+                Some(e) => format!("not connected to {}: {e}", self.link.servers),
+                None => format!("not connected to {}", self.link.servers),
             }
-            why
         } else {
             match self.client.try_server_info() {
                 // The state flips to connected a moment before the server's
@@ -439,7 +559,7 @@ impl Inner {
                 }
             }
         };
-        Err(SinkError::unavailable(why))
+        Err(self.redact(SinkError::unavailable(why)))
     }
 
     async fn send_core(&self, batch: &Batch) -> Vec<Result<Ack, SinkError>> {
@@ -565,6 +685,11 @@ impl Inner {
                     .into_error(&self.config.subject)
                     .for_all(n);
             }
+        }
+        if let Some(refusal) = js.stream.as_ref().and_then(|s| s.gate.refusal()) {
+            // The stream differs from the configured settings: nothing is
+            // published into it (core's decision, as on the sync sink).
+            return refusal.for_all(n);
         }
         let limit = self.config.jetstream_payload_limit(server_max);
         let mark = self.link.error_mark();
@@ -710,12 +835,27 @@ impl Inner {
         }
         let check = match js.context.get_stream(&stream.name).await {
             Ok(mut found) => {
-                let subjects = found
-                    .info()
-                    .await
-                    .map(|info| info.config.subjects.clone())
-                    .unwrap_or_else(|_| found.cached_info().config.subjects.clone());
-                StreamCheck::existing(&self.config, &stream.name, &subjects)
+                let c = match found.info().await {
+                    Ok(info) => info.config.clone(),
+                    Err(_) => found.cached_info().config.clone(),
+                };
+                let existing = ExistingStream {
+                    subjects: &c.subjects,
+                    replicas: c.num_replicas.max(1),
+                    max_age: c.max_age,
+                    max_bytes: c.max_bytes,
+                    max_msgs: c.max_messages,
+                    storage: match c.storage {
+                        async_nats::jetstream::stream::StorageType::Memory => StreamStorage::Memory,
+                        async_nats::jetstream::stream::StorageType::File => StreamStorage::File,
+                    },
+                    discard: match c.discard {
+                        async_nats::jetstream::stream::DiscardPolicy::New => DiscardPolicy::New,
+                        _ => DiscardPolicy::Old,
+                    },
+                    duplicate_window: c.duplicate_window,
+                };
+                StreamCheck::existing(&self.config, &stream.name, &existing)
             }
             Err(e) => match e.kind() {
                 async_nats::jetstream::context::GetStreamErrorKind::JetStream(api)
@@ -739,10 +879,23 @@ impl Inner {
     }
 
     async fn create_stream(&self, js: &JetStream, name: &str) -> StreamCheck {
+        let wanted = self.config.stream.for_creation();
         let config = async_nats::jetstream::stream::Config {
             name: name.to_owned(),
             subjects: self.config.stream_subjects(),
-            duplicate_window: STREAM_DUPLICATE_WINDOW,
+            num_replicas: wanted.replicas,
+            max_age: wanted.max_age,
+            max_bytes: wanted.max_bytes,
+            max_messages: wanted.max_msgs,
+            storage: match wanted.storage {
+                StreamStorage::File => async_nats::jetstream::stream::StorageType::File,
+                StreamStorage::Memory => async_nats::jetstream::stream::StorageType::Memory,
+            },
+            discard: match wanted.discard {
+                DiscardPolicy::Old => async_nats::jetstream::stream::DiscardPolicy::Old,
+                DiscardPolicy::New => async_nats::jetstream::stream::DiscardPolicy::New,
+            },
+            duplicate_window: wanted.duplicate_window,
             ..Default::default()
         };
         match js.context.create_stream(config).await {
@@ -895,7 +1048,9 @@ impl Sink for NatsSink {
             let seen = *self.inner.link.state.borrow();
             match unless_lost(&self.inner.link, seen, self.inner.client.flush()).await {
                 Some(Ok(())) => Ok(()),
-                Some(Err(e)) => Err(SinkError::unavailable(format!("flush failed: {e}"))),
+                Some(Err(e)) => Err(self
+                    .inner
+                    .redact(SinkError::unavailable(format!("flush failed: {e}")))),
                 None => Err(SinkError::unavailable(
                     "the NATS connection broke while flushing",
                 )),
@@ -914,11 +1069,10 @@ impl Sink for NatsSink {
                 return Ok(());
             }
             let connected = self.inner.ready().is_ok();
-            self.inner
-                .client
-                .drain()
-                .await
-                .map_err(|e| SinkError::unavailable(format!("drain failed: {e}")))?;
+            self.inner.client.drain().await.map_err(|e| {
+                self.inner
+                    .redact(SinkError::unavailable(format!("drain failed: {e}")))
+            })?;
             if !connected {
                 return Err(SinkError::unavailable(
                     "not connected; the connection closes once it reconnects",
@@ -947,6 +1101,170 @@ impl fmt::Debug for NatsSink {
             .field("config", &self.inner.config)
             .field("state", &self.inner.client.connection_state())
             .finish()
+    }
+}
+
+/// async-nats' TLS configuration, built from core's [`TlsMaterial`]
+/// (rustls 0.23, async-nats' own, ring provider), with the two hooks both
+/// sinks install so a failed handshake is classified the same way on both
+/// stacks ([`TlsSeen`]): a server-certificate verifier (which verifies the
+/// configured server name instead of the URL's host; async-nats alone
+/// cannot) and a client-certificate resolver that notes when the server
+/// asks for one.
+///
+/// [`TlsMaterial`]: tidings_core::nats::TlsMaterial
+mod tls {
+    use std::sync::{Arc, Mutex};
+
+    use async_nats::rustls;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::sign::CertifiedKey;
+    use rustls::{ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
+    use tidings_core::nats::{TlsMaterial, TlsSeen};
+    use tidings_core::ConfigError;
+
+    type Seen = Arc<Mutex<TlsSeen>>;
+
+    fn note(seen: &Seen, f: impl FnOnce(&mut TlsSeen)) {
+        f(&mut seen.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// The client configuration for `material`; the hooks write into
+    /// `seen`. A key that does not belong to its certificate fails here,
+    /// naming `nats.tls.client_key` and both paths.
+    pub(super) fn build(material: &TlsMaterial, seen: Seen) -> Result<ClientConfig, ConfigError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        if material.roots.is_empty() {
+            // No CA configured: the system's roots, as async-nats would use.
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        } else {
+            for (i, cert) in material.roots.iter().enumerate() {
+                roots.add(cert.clone()).map_err(|e| {
+                    ConfigError::new(
+                        "nats.tls.ca_file",
+                        format!(
+                            "CA certificate #{} cannot be used as a trust anchor: {e}",
+                            i + 1
+                        ),
+                    )
+                })?;
+            }
+        }
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| ConfigError::new("nats.tls.ca_file", format!("no usable CA: {e}")))?;
+        let verifier = Arc::new(Verifier {
+            inner,
+            name: material.server_name.clone(),
+            seen: seen.clone(),
+        });
+        let key = match &material.client {
+            None => None,
+            Some(identity) => {
+                let certified = CertifiedKey::from_der(
+                    identity.chain.clone(),
+                    identity.key.clone_key(),
+                    &provider,
+                )
+                .map_err(|e| {
+                    identity.key_mismatch(&match e {
+                        Error::InconsistentKeys(_) => "the key does not belong to the \
+                                     certificate (its public key differs)"
+                            .to_owned(),
+                        other => format!("the key is not usable: {other}"),
+                    })
+                })?;
+                Some(Arc::new(certified))
+            }
+        };
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ConfigError::new("nats.tls", e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_cert_resolver(Arc::new(ClientCert { key, seen }));
+        Ok(config)
+    }
+
+    /// Verifies the server's certificate with the configured roots, for the
+    /// configured server name when there is one, and notes the result.
+    #[derive(Debug)]
+    struct Verifier {
+        inner: Arc<WebPkiServerVerifier>,
+        name: Option<ServerName<'static>>,
+        seen: Seen,
+    }
+
+    impl ServerCertVerifier for Verifier {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp_response: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, Error> {
+            let name = self.name.as_ref().unwrap_or(server_name);
+            let verified =
+                self.inner
+                    .verify_server_cert(end_entity, intermediates, name, ocsp_response, now);
+            note(&self.seen, |s| {
+                s.server_cert = Some(verified.as_ref().map(drop).map_err(|e| e.to_string()))
+            });
+            verified
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            self.inner.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            self.inner.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            // Asked while the client hello is written: a handshake began.
+            note(&self.seen, |s| s.handshake_started = true);
+            self.inner.supported_verify_schemes()
+        }
+    }
+
+    /// Presents the configured client certificate, and notes that the
+    /// server asked for one.
+    #[derive(Debug)]
+    struct ClientCert {
+        key: Option<Arc<CertifiedKey>>,
+        seen: Seen,
+    }
+
+    impl ResolvesClientCert for ClientCert {
+        fn resolve(
+            &self,
+            _root_hint_subjects: &[&[u8]],
+            _sigschemes: &[SignatureScheme],
+        ) -> Option<Arc<CertifiedKey>> {
+            note(&self.seen, |s| {
+                s.client_cert_asked = Some(self.key.is_some())
+            });
+            self.key.clone()
+        }
+
+        fn has_certs(&self) -> bool {
+            self.key.is_some()
+        }
     }
 }
 
@@ -1035,6 +1353,90 @@ mod tests {
                 None,
             );
             assert_eq!(mapped.kind(), kind, "{mapped}");
+        }
+    }
+
+    /// What async-nats hands over for each connect failure (an event with
+    /// the error's kind only), with what this sink's TLS hooks saw, read
+    /// through core's table: the same words as on the sync stack.
+    #[test]
+    fn the_clients_connect_errors_map_into_cores_table() {
+        let untrusted = TlsSeen {
+            server_cert: Some(Err("invalid peer certificate: UnknownIssuer".into())),
+            ..TlsSeen::default()
+        };
+        let wrong_name = TlsSeen {
+            server_cert: Some(Err("invalid peer certificate: NotValidForName".into())),
+            ..TlsSeen::default()
+        };
+        let asked_none = TlsSeen {
+            server_cert: Some(Ok(())),
+            client_cert_asked: Some(false),
+            ..TlsSeen::default()
+        };
+        let asked_sent = TlsSeen {
+            server_cert: Some(Ok(())),
+            client_cert_asked: Some(true),
+            ..TlsSeen::default()
+        };
+        let required = TlsSeen {
+            require_tls: true,
+            ..TlsSeen::default()
+        };
+        let rows: Vec<(&str, TlsSeen, &str)> = vec![
+            (
+                "authorization violation",
+                TlsSeen::default(),
+                "Authorization Violation",
+            ),
+            ("TLS error", untrusted, "is not trusted"),
+            ("TLS error", wrong_name, "tls_server_name"),
+            ("IO error", asked_none, "requires a TLS client certificate"),
+            ("IO error", asked_sent, "did not accept"),
+            ("TLS error", required, "does not offer"),
+            // async-nats reports a failed handshake as an I/O error; the
+            // hooks saw the hello go out and no certificate come back.
+            (
+                "IO error",
+                TlsSeen {
+                    require_tls: true,
+                    handshake_started: true,
+                    ..TlsSeen::default()
+                },
+                "does not offer",
+            ),
+            // Required, but the server is down: no handshake began.
+            (
+                "IO error",
+                TlsSeen {
+                    require_tls: true,
+                    ..TlsSeen::default()
+                },
+                "IO error",
+            ),
+            ("TLS error", TlsSeen::default(), "TLS handshake failed"),
+            ("IO error", TlsSeen::default(), "IO error"),
+        ];
+        for (kind, seen, says) in rows {
+            let link = Link {
+                state: watch::Sender::new(LinkState::default()),
+                last_error: Mutex::new(None),
+                seen: Arc::new(Mutex::new(seen)),
+                servers: "nats://127.0.0.1:4222".into(),
+                redactor: Redactor::default(),
+                server_errors: Mutex::new(VecDeque::new()),
+            };
+            link.on_event(Event::ClientError(async_nats::ClientError::Other(
+                kind.to_owned(),
+            )));
+            let said = link.last_error().unwrap();
+            assert!(
+                said.starts_with("not connected to nats://127.0.0.1:4222"),
+                "{said}"
+            );
+            assert!(said.contains(says), "{kind}: {said}");
+            // The hooks' record starts afresh for the next attempt.
+            assert_eq!(lock(&link.seen).server_cert, None);
         }
     }
 

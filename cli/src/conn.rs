@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use async_nats::{Client, ConnectErrorKind, ConnectOptions, Event, ServerAddr};
+use async_nats::{Client, ConnectErrorKind, Event};
 use clap::Args;
-use tidings::nats::{redact_url, Credentials, NatsConfig, Secret};
+use tidings::nats::{Credentials, NatsConfig, Secret};
 
 use crate::Failure;
 
@@ -54,8 +54,47 @@ pub struct ConnectionArgs {
     )]
     pub token: Option<String>,
     /// A .creds file (JWT and NKey seed); its content is never printed.
-    #[arg(long, env = "NATS_CREDS", hide_env_values = true, value_name = "FILE")]
+    #[arg(
+        long,
+        env = "NATS_CREDS",
+        hide_env_values = true,
+        value_name = "FILE",
+        conflicts_with = "nkey"
+    )]
     pub creds: Option<PathBuf>,
+    /// A file holding an NKey user seed (SU...); its content is never printed.
+    #[arg(long, env = "NATS_NKEY", hide_env_values = true, value_name = "FILE",
+          conflicts_with_all = ["token", "user"])]
+    pub nkey: Option<PathBuf>,
+    /// CA certificate(s) to trust for the server's TLS certificate (PEM).
+    #[arg(
+        long = "tlsca",
+        env = "NATS_CA",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate for mutual TLS (PEM; with --tlskey).
+    #[arg(
+        long = "tlscert",
+        env = "NATS_CERT",
+        hide_env_values = true,
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM; with --tlscert); never printed.
+    #[arg(
+        long = "tlskey",
+        env = "NATS_KEY",
+        hide_env_values = true,
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse a server that does not speak TLS.
+    #[arg(long = "tlsfirst", visible_alias = "require-tls")]
+    pub require_tls: bool,
     /// How long to wait for the server when connecting (e.g. 5s, 500ms).
     #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     pub connect_timeout: Duration,
@@ -90,6 +129,10 @@ impl ConnectionArgs {
             }
         } else if let Some(path) = &self.creds {
             Credentials::CredsFile(path.clone())
+        } else if let Some(path) = &self.nkey {
+            // Read when the settings are built (nats_config), which names
+            // the flag if the file is not a seed.
+            Credentials::nkey_seed_file(path).unwrap_or(Credentials::None)
         } else {
             Credentials::None
         }
@@ -115,7 +158,22 @@ impl ConnectionArgs {
         for url in urls {
             config = config.server(url);
         }
-        config = config.credentials(self.credentials());
+        if let Some(path) = &self.nkey {
+            let credentials = Credentials::nkey_seed_file(path)
+                .map_err(|e| Failure::usage(format!("--nkey: {}", e.problem())))?;
+            config = config.credentials(credentials);
+        } else {
+            config = config.credentials(self.credentials());
+        }
+        if let Some(ca) = &self.tls_ca {
+            config = config.tls_ca_file(ca.clone());
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config = config.tls_client_cert(cert.clone(), key.clone());
+        }
+        if self.require_tls {
+            config = config.require_tls();
+        }
         config.connect_timeout = self.connect_timeout;
         config.client_name = "tidings-cli".to_owned();
         if jetstream {
@@ -149,6 +207,7 @@ impl ConnectionArgs {
             Credentials::Token(_) => "a token".to_owned(),
             Credentials::UserPassword { user, .. } => format!("user {user:?}"),
             Credentials::CredsFile(path) => format!("credentials file {}", path.display()),
+            Credentials::NKey(_) => "an NKey seed".to_owned(),
         }
     }
 }
@@ -161,6 +220,9 @@ pub fn flag_of(field: &str) -> &'static str {
         "nats.credentials" => "--creds",
         "nats.ensure_stream" => "--stream",
         "nats.connect_timeout" => "--connect-timeout",
+        "nats.tls.ca_file" => "--tlsca",
+        "nats.tls.client_cert" => "--tlscert",
+        "nats.tls.client_key" => "--tlskey",
         _ => "NATS settings",
     }
 }
@@ -217,41 +279,21 @@ pub async fn connect(
     args: &ConnectionArgs,
     on_event: Option<EventHook>,
 ) -> Result<Result<Client, ConnectFailure>, Failure> {
-    let mut servers = Vec::with_capacity(config.servers.len());
-    for url in &config.servers {
-        let addr: ServerAddr = url.parse().map_err(|_| {
-            Failure::usage(format!(
-                "--server: {:?} is not a NATS server address",
-                redact_url(url)
-            ))
-        })?;
-        servers.push(addr);
-    }
-    let mut options = ConnectOptions::new()
-        .name(&config.client_name)
-        .connection_timeout(config.connect_timeout)
-        .max_reconnects(None);
+    // The sink's own options: credentials, TLS and its verifier, the same
+    // decisions as every tidings NATS sink on tokio.
+    let (servers, mut options) = tidings::tokio::connect_options(config).await.map_err(|e| {
+        Failure::usage(format!(
+            "{}: {}",
+            flag_of(e.field()),
+            args.redact(e.problem())
+        ))
+    })?;
     if let Some(hook) = on_event {
         options = options.event_callback(move |event| {
             hook(event);
             std::future::ready(())
         });
     }
-    options = match &config.credentials {
-        Credentials::None => options,
-        Credentials::Token(token) => options.token(token.expose().to_owned()),
-        Credentials::UserPassword { user, password } => {
-            options.user_and_password(user.clone(), password.expose().to_owned())
-        }
-        Credentials::CredsFile(path) => options.credentials_file(path).await.map_err(|e| {
-            // The kind only: a parse error could quote the file.
-            Failure::usage(format!(
-                "--creds: cannot use credentials file {}: {:?}",
-                path.display(),
-                e.kind()
-            ))
-        })?,
-    };
     Ok(match options.connect(servers).await {
         Ok(client) => Ok(client),
         Err(e) => {
@@ -323,6 +365,11 @@ mod tests {
             password: Some("hunter2".into()),
             token: None,
             creds: None,
+            nkey: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            require_tls: false,
             connect_timeout: Duration::from_secs(1),
         };
         assert_eq!(args.redact("bad password hunter2!"), "bad password ***!");

@@ -148,7 +148,7 @@ enum SpoolCommand {
     /// (exit 0) or when it made no progress for --stall-timeout (exit 1,
     /// the rest stays in the spool for the next run).
     #[command(after_help = EXIT_CODES)]
-    Replay(SpoolReplayArgs),
+    Replay(Box<SpoolReplayArgs>),
 }
 
 /// Flags of `tidings spool replay`.

@@ -219,6 +219,15 @@ impl ReporterBuilder {
         self
     }
 
+    /// What is scrubbed from every report before it is accepted (so before
+    /// any sink, the spool or the fallback sees it): on by default, see
+    /// [`crate::scrub`] for the key list and what it guarantees;
+    /// [`ScrubConfig::off`](crate::scrub::ScrubConfig::off) turns it off.
+    pub fn scrub(mut self, config: crate::scrub::ScrubConfig) -> Self {
+        self.config.scrub = crate::scrub::Scrubber::new(&config);
+        self
+    }
+
     /// Adds a sink. Reports count as delivered when every sink took them.
     pub fn sink(mut self, sink: impl Sink) -> Self {
         self.sinks.push(Box::new(sink));

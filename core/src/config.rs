@@ -98,6 +98,7 @@ pub(crate) struct Config {
     pub(crate) log_to_stderr: bool,
     pub(crate) folding: crate::fold::Folding,
     pub(crate) before_send: Option<BeforeSend>,
+    pub(crate) scrub: crate::scrub::Scrubber,
 }
 
 /// A `before_send` hook (see
@@ -129,6 +130,7 @@ impl Default for Config {
             log_to_stderr: true,
             folding: crate::fold::Folding::default(),
             before_send: None,
+            scrub: crate::scrub::Scrubber::default(),
         }
     }
 }

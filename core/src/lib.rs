@@ -129,6 +129,7 @@ mod replay;
 mod report;
 mod reporter;
 mod runtime;
+pub mod scrub;
 mod settle;
 mod shared;
 mod sink;

@@ -119,6 +119,7 @@ impl Shared {
     /// configured source, and gives it a fingerprint when folding is on.
     pub(crate) fn prepare(&self, report: &mut Report) {
         report.normalize();
+        self.config.scrub.scrub(report);
         if report.source.service.is_empty() && !self.config.service.is_empty() {
             report.source.service = std::borrow::Cow::Borrowed(self.config.service);
         }

@@ -31,10 +31,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidings_core::nats::{Credentials, NatsConfig, StreamCheck, STREAM_DUPLICATE_WINDOW};
+use tidings_core::nats::{
+    ConnectFailure, Credentials, DiscardPolicy, ExistingStream, NatsConfig, Redactor, StreamCheck,
+    StreamStorage, TlsSeen,
+};
 use tidings_core::ConfigError;
 
-use crate::redact::Redactor;
+use crate::tls;
 
 /// Checks what the nats client itself will parse, so a bad URL is refused at
 /// construction rather than failing every connect attempt.
@@ -110,9 +113,24 @@ pub(crate) enum NextReply {
     Closed,
 }
 
+/// Checks what only this stack can check before connecting: the NKey
+/// seed decodes, and the TLS key belongs to its certificate.
+pub(crate) fn check_credentials(config: &NatsConfig) -> Result<(), ConfigError> {
+    if let Credentials::NKey(seed) = &config.credentials {
+        nkeys::KeyPair::from_seed(seed.expose()).map_err(|_| {
+            ConfigError::new(
+                "nats.credentials",
+                "the NKey seed does not decode (a damaged or truncated seed); it is not shown",
+            )
+        })?;
+    }
+    tls::check(config)
+}
+
 /// Makes one pass over the configured servers (no retry loop: the caller
 /// owns retrying) and sets up the reply inbox. Blocks for as long as the
-/// TCP connect and the handshake take. Errors are redacted.
+/// TCP connect and the handshake take. Errors are redacted, and worded by
+/// core's table ([`ConnectFailure`]).
 pub(crate) fn connect(
     config: &NatsConfig,
     redactor: &Redactor,
@@ -126,7 +144,28 @@ pub(crate) fn connect(
             nats::Options::with_user_pass(user, password.expose())
         }
         Credentials::CredsFile(path) => nats::Options::with_credentials(path),
+        Credentials::NKey(seed) => {
+            // Checked when the sink was built.
+            let pair = nkeys::KeyPair::from_seed(seed.expose())
+                .map_err(|_| "the NKey seed does not decode".to_owned())?;
+            let public = pair.public_key();
+            nats::Options::with_nkey(&public, move |nonce| pair.sign(nonce).unwrap_or_default())
+        }
     };
+    // The hooks of this attempt's TLS handshakes (a fresh client config per
+    // attempt, so what they saw belongs to this attempt).
+    let seen: tls::Seen = Arc::new(std::sync::Mutex::new(TlsSeen {
+        require_tls: config.tls.require_tls,
+        ..TlsSeen::default()
+    }));
+    // Always ours, even with no TLS settings (system roots then): a server
+    // that requires TLS upgrades any connection, and the hooks must see
+    // that handshake too.
+    let material = config.tls.load().map_err(|e| e.to_string())?;
+    let client_config = tls::build(&material, seen.clone()).map_err(|e| e.to_string())?;
+    options = options
+        .tls_client_config(client_config)
+        .tls_required(config.tls.require_tls);
     let Hooks {
         on_error,
         on_disconnect,
@@ -170,9 +209,10 @@ pub(crate) fn connect(
             }
         });
 
-    let conn = options
-        .connect(config.servers.join(","))
-        .map_err(|e| redactor.clean(&describe_connect_error(&e)))?;
+    let conn = options.connect(config.servers.join(",")).map_err(|e| {
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        connect_failure(&e, &seen, redactor, &config.redacted_servers().join(", "))
+    })?;
     state.connected.store(true, Ordering::SeqCst);
     let inbox_prefix = conn.new_inbox();
     let replies = match conn.subscribe(&format!("{inbox_prefix}.*")) {
@@ -188,6 +228,20 @@ pub(crate) fn connect(
         inbox_prefix,
         state,
     })
+}
+
+/// A failed connect, worded by core's table from the client's error and
+/// what the TLS hooks saw (both redacted).
+fn connect_failure(e: &io::Error, seen: &TlsSeen, redactor: &Redactor, servers: &str) -> String {
+    let text = redactor.clean(&describe_connect_error(e));
+    let seen = TlsSeen {
+        server_cert: seen
+            .server_cert
+            .clone()
+            .map(|r| r.map_err(|why| redactor.clean(&why))),
+        ..seen.clone()
+    };
+    ConnectFailure::classify(&text, &seen).describe(servers)
 }
 
 /// Turns the client's connect errors into something a person can act on.
@@ -278,14 +332,33 @@ impl Link {
     }
 
     /// Checks the stream `name` (it must capture what `config` publishes
-    /// on), creating it, capturing `subject` and `subject.>` with a 2-minute
-    /// duplicate window, when it does not exist. Core's [`StreamCheck`] says
-    /// what the answers mean. Bounded: each JetStream API request times out
-    /// after 5 s.
+    /// on, with the configured settings), creating it, capturing `subject`
+    /// and `subject.>` with [`NatsConfig::stream`]'s settings, when it does
+    /// not exist. Core's [`StreamCheck`] says what the answers mean.
+    /// Bounded: each JetStream API request times out after 5 s.
     pub(crate) fn check_stream(&self, config: &NatsConfig, name: &str) -> StreamCheck {
         let js = nats::jetstream::new(self.conn.clone());
         match js.stream_info(name) {
-            Ok(info) => return StreamCheck::existing(config, name, &info.config.subjects),
+            Ok(info) => {
+                let c = &info.config;
+                let existing = ExistingStream {
+                    subjects: &c.subjects,
+                    replicas: c.num_replicas.max(1),
+                    max_age: c.max_age,
+                    max_bytes: c.max_bytes,
+                    max_msgs: c.max_msgs,
+                    storage: match c.storage {
+                        nats::jetstream::StorageType::Memory => StreamStorage::Memory,
+                        nats::jetstream::StorageType::File => StreamStorage::File,
+                    },
+                    discard: match c.discard {
+                        nats::jetstream::DiscardPolicy::New => DiscardPolicy::New,
+                        _ => DiscardPolicy::Old,
+                    },
+                    duplicate_window: Duration::from_nanos(c.duplicate_window.max(0) as u64),
+                };
+                return StreamCheck::existing(config, name, &existing);
+            }
             Err(e) => match api_error(&e) {
                 Some(api) if api.error_code() == nats::jetstream::ErrorCode::StreamNotFound => {}
                 Some(api) => {
@@ -299,10 +372,23 @@ impl Link {
                 None => return StreamCheck::unreachable(name, &e.to_string()),
             },
         }
+        let wanted = config.stream.for_creation();
         let created = js.add_stream(nats::jetstream::StreamConfig {
             name: name.to_owned(),
             subjects: config.stream_subjects(),
-            duplicate_window: STREAM_DUPLICATE_WINDOW.as_nanos() as i64,
+            num_replicas: wanted.replicas,
+            max_age: wanted.max_age,
+            max_bytes: wanted.max_bytes,
+            max_msgs: wanted.max_msgs,
+            storage: match wanted.storage {
+                StreamStorage::File => nats::jetstream::StorageType::File,
+                StreamStorage::Memory => nats::jetstream::StorageType::Memory,
+            },
+            discard: match wanted.discard {
+                DiscardPolicy::Old => nats::jetstream::DiscardPolicy::Old,
+                DiscardPolicy::New => nats::jetstream::DiscardPolicy::New,
+            },
+            duplicate_window: wanted.duplicate_window.as_nanos() as i64,
             ..Default::default()
         });
         match created {
@@ -351,4 +437,91 @@ fn api_description(api: &nats::jetstream::Error) -> String {
         .ok()
         .and_then(|v| v.get("description")?.as_str().map(str::to_owned))
         .unwrap_or_else(|| "no description".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::{AlertDescription, CertificateError, InvalidMessage};
+
+    /// What the sync client hands over for each connect failure (the
+    /// rustls error inside an I/O error, or the server's `-ERR` line),
+    /// with what the hooks saw, read through core's table.
+    #[test]
+    fn the_clients_connect_errors_map_into_cores_table() {
+        let tls = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+        let required = TlsSeen {
+            require_tls: true,
+            ..TlsSeen::default()
+        };
+        let asked_none = TlsSeen {
+            server_cert: Some(Ok(())),
+            client_cert_asked: Some(false),
+            ..TlsSeen::default()
+        };
+        let asked_sent = TlsSeen {
+            server_cert: Some(Ok(())),
+            client_cert_asked: Some(true),
+            ..TlsSeen::default()
+        };
+        let none = TlsSeen::default();
+        let rows: Vec<(io::Error, &TlsSeen, &str)> = vec![
+            (
+                io::Error::other(
+                    "unexpected line while connecting: Err(\"Authorization Violation\")",
+                ),
+                &none,
+                "Authorization Violation",
+            ),
+            (
+                tls(rustls::Error::InvalidCertificate(
+                    CertificateError::UnknownIssuer,
+                )),
+                &none,
+                "is not trusted",
+            ),
+            (
+                tls(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName,
+                )),
+                &none,
+                "tls_server_name",
+            ),
+            (
+                tls(rustls::Error::AlertReceived(
+                    AlertDescription::CertificateRequired,
+                )),
+                &asked_none,
+                "requires a TLS client certificate",
+            ),
+            (
+                tls(rustls::Error::AlertReceived(
+                    AlertDescription::BadCertificate,
+                )),
+                &asked_sent,
+                "did not accept",
+            ),
+            (
+                tls(rustls::Error::InvalidMessage(
+                    InvalidMessage::InvalidContentType,
+                )),
+                &required,
+                "does not offer",
+            ),
+            (
+                io::Error::new(io::ErrorKind::ConnectionRefused, "Connection refused"),
+                &none,
+                "Connection refused",
+            ),
+        ];
+        let redactor = Redactor::default();
+        for (e, seen, says) in rows {
+            let message = connect_failure(&e, seen, &redactor, "nats://127.0.0.1:4222");
+            assert!(
+                message.starts_with("not connected to nats://127.0.0.1:4222"),
+                "{message}"
+            );
+            assert!(message.contains(says), "{e}: {message}");
+        }
+    }
 }

@@ -24,8 +24,8 @@ use tidings_core::{Ack, Batch, SinkError, SinkErrorKind};
 
 use crate::ack;
 use crate::client::{self, Hooks, Link, LinkState, NextReply};
-use crate::redact::Redactor;
 use crate::FLUSH_TIMEOUT;
+use tidings_core::nats::Redactor;
 
 /// How often waits for replies look up from the inbox (connection lost?
 /// job abandoned?).
@@ -452,6 +452,8 @@ impl Io {
     fn not_connected(&self) -> SinkError {
         let servers = self.config.redacted_servers().join(", ");
         let mut message = match self.shared.last_error() {
+            // A failed connect, already worded by core's table.
+            Some(e) if e.starts_with("not connected to ") => e,
             Some(e) => format!("not connected to {servers}: {e}"),
             None => format!("not connected to {servers} (connecting)"),
         };
@@ -478,7 +480,7 @@ impl Io {
     /// Keeps a stream check's finding; a failure is also the sink's last
     /// error, so `not connected`-style messages can name it.
     fn record_check(&mut self, check: StreamCheck) {
-        if let StreamCheck::Failed(why) = &check {
+        if let StreamCheck::Failed(why) | StreamCheck::Differs(why) = &check {
             self.shared.record_error(why.clone());
         }
         self.stream.record(check, Instant::now());
@@ -575,6 +577,14 @@ impl Io {
                     redact_check(&self.redactor, live.link.check_stream(&self.config, name));
                 self.record_check(check);
             }
+        }
+        // The stream differs from the configured settings: nothing is
+        // published into it (core's decision, as on the async-nats sink).
+        if let Some(refusal) = self.stream.refusal() {
+            for job in jobs {
+                let _ = job.reply.try_send(refusal.clone().for_all(job.batch.len()));
+            }
+            return;
         }
         let link = &live.link;
         let limit = self.config.jetstream_payload_limit(link.max_payload());

@@ -77,11 +77,20 @@
 //!   this client: its idle flusher thread notices the shutdown only at its
 //!   next 2-minute tick and ends then. It holds no reports.
 //!
-//! ## Secrets
+//! ## TLS, credentials, secrets
 //!
-//! Passwords and tokens (from [`Credentials`](tidings_core::nats::Credentials)
-//! or embedded in a server URL) never appear in `Debug` output or error
-//! messages.
+//! [`NatsConfig::tls`] (private CAs, a client certificate for mutual TLS,
+//! `require_tls`, the server name to verify) and every
+//! [`Credentials`](tidings_core::nats::Credentials) (token, user/password,
+//! NKey seed, `.creds`) work as on the async-nats sink: the files are read,
+//! and a client key is checked against its certificate, when the sink is
+//! built; why a connection is refused is worded by core's
+//! [`ConnectFailure`](tidings_core::nats::ConnectFailure).
+//!
+//! Passwords, tokens, NKey seeds (from `Credentials` or embedded in a
+//! server URL) never appear in `Debug` output or error messages: every
+//! error text passes through core's
+//! [`Redactor`].
 //!
 //! ## Example
 //!
@@ -116,7 +125,7 @@
 mod ack;
 mod client;
 mod io;
-mod redact;
+mod tls;
 
 use std::fmt;
 use std::future::Future;
@@ -129,8 +138,9 @@ use std::time::Duration;
 use tidings_core::nats::{Delivery, NatsConfig};
 use tidings_core::{Ack, Batch, ConfigError, Sink, SinkError, SinkFuture};
 
+use tidings_core::nats::Redactor;
+
 use crate::io::{Io, Msg, SendJob, Shared};
-use crate::redact::Redactor;
 
 /// How long a core-NATS send waits for the server to confirm it processed
 /// the batch (the echo of the sink's marker message).
@@ -184,6 +194,7 @@ impl SyncNatsSink {
     pub fn connect(config: NatsConfig) -> Result<SyncNatsSink, ConfigError> {
         config.validate()?;
         client::check_servers(&config)?;
+        client::check_credentials(&config)?;
         let name = config.sink_name();
         let config = Arc::new(config);
         let shared = Arc::new(Shared::default());

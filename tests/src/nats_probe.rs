@@ -6,7 +6,8 @@
 #![allow(deprecated)]
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tidings_core::{Report, ReportId};
@@ -57,10 +58,57 @@ impl Arrivals {
     }
 }
 
+/// How the probes reach a server that needs more than its URL (TLS with a
+/// private CA, a client certificate, a `.creds` file). Passwords and tokens
+/// go in the URL (`NatsServer::url_as`).
+#[derive(Clone, Debug, Default)]
+pub struct ProbeAccess {
+    /// The CA to trust for the server's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and key (mutual TLS).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// A `.creds` file (operator mode).
+    pub creds_file: Option<PathBuf>,
+    /// A token.
+    pub token: Option<String>,
+}
+
+fn access() -> &'static Mutex<HashMap<String, ProbeAccess>> {
+    static ACCESS: OnceLock<Mutex<HashMap<String, ProbeAccess>>> = OnceLock::new();
+    ACCESS.get_or_init(Default::default)
+}
+
+/// Every probe of this module connecting to `url` (exactly this string)
+/// uses `how`. Ports are random, so entries of different tests never meet.
+pub fn set_probe_access(url: &str, how: ProbeAccess) {
+    access().lock().unwrap().insert(url.to_owned(), how);
+}
+
+fn options_for(url: &str) -> nats::Options {
+    let how = access()
+        .lock()
+        .unwrap()
+        .get(url)
+        .cloned()
+        .unwrap_or_default();
+    let mut options = match (&how.creds_file, &how.token) {
+        (Some(path), _) => nats::Options::with_credentials(path),
+        (None, Some(token)) => nats::Options::with_token(token),
+        (None, None) => nats::Options::new(),
+    };
+    if let Some(ca) = &how.ca_file {
+        options = options.add_root_certificate(ca);
+    }
+    if let Some((cert, key)) = &how.client_cert {
+        options = options.client_cert(cert, key);
+    }
+    options.with_name("tidings-probe")
+}
+
 fn connect(url: &str) -> nats::Connection {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        match nats::Options::new().with_name("tidings-probe").connect(url) {
+        match options_for(url).connect(url) {
             Ok(c) => return c,
             Err(e) if Instant::now() < deadline => {
                 let _ = e;
@@ -171,9 +219,80 @@ fn read_by_sequence(
     arrivals
 }
 
-/// Every report `stream` holds, whatever its subject, in stream order.
+/// Every report in `stream`, whole, in sequence order (for checking what
+/// an outside reader of the stream sees).
 pub fn stream_reports(url: &str, stream: &str) -> Vec<Report> {
-    stream_arrivals_by_sequence(url, stream).reports
+    let nc = connect(url);
+    let js = nats::jetstream::new(nc.clone());
+    let state = retry(|| js.stream_info(stream)).expect("stream info").state;
+    let mut reports = Vec::new();
+    if state.messages > 0 {
+        for seq in state.first_seq..=state.last_seq {
+            match retry(|| match js.get_message(stream, seq) {
+                Ok(msg) => Ok(Some(msg)),
+                Err(e) if is_no_message_found(&e) => Ok(None),
+                Err(e) => Err(e),
+            }) {
+                Ok(Some(msg)) => {
+                    reports.push(Report::from_json(&msg.data).expect("a report in the stream"))
+                }
+                Ok(None) => {}
+                Err(e) => panic!("reading {stream} sequence {seq}: {e}"),
+            }
+        }
+    }
+    nc.close();
+    reports
+}
+
+/// The settings of `stream` as the server reports them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamSettingsRead {
+    /// Its subjects.
+    pub subjects: Vec<String>,
+    /// Its replicas.
+    pub replicas: usize,
+    /// Its `max_age` (zero: for ever).
+    pub max_age: Duration,
+    /// Its `max_bytes` (-1: unlimited).
+    pub max_bytes: i64,
+    /// Its `max_msgs` (-1: unlimited).
+    pub max_msgs: i64,
+    /// `"file"` or `"memory"`.
+    pub storage: &'static str,
+    /// `"old"` or `"new"`.
+    pub discard: &'static str,
+    /// Its duplicate window.
+    pub duplicate_window: Duration,
+    /// Servers holding a replica (the leader and the others), in a cluster.
+    pub servers_with_replica: usize,
+}
+
+/// Reads `stream`'s configuration back from its info.
+pub fn stream_settings(url: &str, stream: &str) -> StreamSettingsRead {
+    let nc = connect(url);
+    let js = nats::jetstream::new(nc.clone());
+    let info = retry(|| js.stream_info(stream)).expect("stream info");
+    nc.close();
+    let c = info.config;
+    StreamSettingsRead {
+        subjects: c.subjects,
+        replicas: c.num_replicas,
+        max_age: c.max_age,
+        max_bytes: c.max_bytes,
+        max_msgs: c.max_msgs,
+        storage: match c.storage {
+            nats::jetstream::StorageType::File => "file",
+            nats::jetstream::StorageType::Memory => "memory",
+        },
+        discard: match c.discard {
+            nats::jetstream::DiscardPolicy::New => "new",
+            _ => "old",
+        },
+        duplicate_window: Duration::from_nanos(c.duplicate_window.max(0) as u64),
+        servers_with_replica: usize::from(info.cluster.leader.is_some())
+            + info.cluster.replicas.len(),
+    }
 }
 
 /// The server name of `stream`'s RAFT leader (clustered streams).

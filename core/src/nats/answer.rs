@@ -20,6 +20,10 @@
 //! | the connection broke before the answer | [`Unavailable`](SinkErrorKind::Unavailable) | retried |
 //! | an answer that is not a JetStream ack | [`Other`](SinkErrorKind::Other) | retried |
 //!
+//!
+//! Why a connection could not be made is the connect half of the table:
+//! [`ConnectFailure`].
+//!
 //! ```
 //! use tidings_core::nats::ServerAnswer;
 //! use tidings_core::SinkErrorKind;
@@ -123,6 +127,204 @@ impl ServerAnswer<'_> {
     }
 }
 
+/// What a sink's TLS hooks saw during the connect attempt that failed:
+/// both sinks install the same two hooks in their client's TLS stack (a
+/// server-certificate verifier and a client-certificate resolver), so the
+/// same failure is classified the same way even where a client library
+/// reports only "TLS error".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsSeen {
+    /// TLS was required by the configuration (`require_tls`).
+    pub require_tls: bool,
+    /// A TLS handshake was started (the client sent its hello): with no
+    /// server certificate seen after it, the server did not speak TLS.
+    pub handshake_started: bool,
+    /// The server's certificate was checked; `Some(Err(why))` when it was
+    /// refused (the TLS library's words, e.g. `invalid peer certificate:
+    /// UnknownIssuer`).
+    pub server_cert: Option<Result<(), String>>,
+    /// The server asked for a client certificate; `Some(true)` when one was
+    /// configured (and sent).
+    pub client_cert_asked: Option<bool>,
+}
+
+/// Why a connection could not be made: the connect half of the one table.
+/// Each sink turns what its client said (and what its
+/// TLS hooks saw, [`TlsSeen`]) into one with [`ConnectFailure::classify`],
+/// and [`ConnectFailure::into_error`] words it. Every row is
+/// [`Unavailable`](SinkErrorKind::Unavailable): while the sink cannot
+/// connect, reports are retried, then spilled — nothing is lost, and the
+/// message (in [`SinkStats::last_error`](crate::SinkStats) and the
+/// diagnostics) says what to fix.
+///
+/// | failure | what the message tells you to fix |
+/// |---|---|
+/// | authorization violation (wrong user/password, token, NKey, `.creds`; or not allowed to connect) | the credentials, or the user's entry in the server's `authorization`/account |
+/// | the server's certificate is not trusted (unknown issuer, expired, bad signature) | `tls_ca_file`: the CA that signed the server's certificate |
+/// | the server's certificate is not valid for the name (`NotValidForName`) | `tls_server_name`: the name in the certificate |
+/// | the server requires a client certificate and none was configured | `tls_client_cert` |
+/// | the server did not accept the client certificate | a client certificate signed by a CA the server trusts (`tls.ca_file` in the server's config) |
+/// | TLS required (`require_tls`, or a `tls://` URL) but the server does not offer TLS | the server's `tls {}` block, or the URL |
+/// | any other TLS handshake failure | the TLS settings on both sides (versions, cipher suites) |
+/// | anything else (refused, timed out, DNS) | the URL, the network, the server |
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectFailure<'a> {
+    /// The server refused the credentials (`Authorization Violation`).
+    AuthorizationViolation,
+    /// The server's certificate does not chain to a trusted CA (or is
+    /// expired, or badly signed).
+    CertificateNotTrusted {
+        /// The TLS library's reason.
+        detail: &'a str,
+    },
+    /// The server's certificate is not valid for the name verified.
+    CertificateNameMismatch {
+        /// The TLS library's reason.
+        detail: &'a str,
+    },
+    /// The server requires a client certificate (mutual TLS) and none is
+    /// configured.
+    ClientCertificateRequired,
+    /// The server did not accept the client certificate sent.
+    ClientCertificateRejected {
+        /// What was seen.
+        detail: &'a str,
+    },
+    /// TLS is required but the server does not offer it.
+    TlsNotOffered,
+    /// Another TLS handshake failure.
+    TlsHandshake {
+        /// What was seen.
+        detail: &'a str,
+    },
+    /// Anything else (refused, timed out, DNS, I/O).
+    Other {
+        /// The client's words.
+        detail: &'a str,
+    },
+}
+
+impl<'a> ConnectFailure<'a> {
+    /// Classifies a failed connect attempt from the client's error text
+    /// (already redacted) and what the TLS hooks saw.
+    ///
+    /// ```
+    /// use tidings_core::nats::{ConnectFailure, TlsSeen};
+    /// let seen = TlsSeen {
+    ///     server_cert: Some(Err("invalid peer certificate: UnknownIssuer".into())),
+    ///     ..TlsSeen::default()
+    /// };
+    /// assert!(matches!(
+    ///     ConnectFailure::classify("nats: TLS error", &seen),
+    ///     ConnectFailure::CertificateNotTrusted { .. }
+    /// ));
+    /// assert_eq!(
+    ///     ConnectFailure::classify("Authorization Violation", &TlsSeen::default()),
+    ///     ConnectFailure::AuthorizationViolation
+    /// );
+    /// ```
+    pub fn classify(text: &'a str, seen: &'a TlsSeen) -> ConnectFailure<'a> {
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("authorization violation") || lower.contains("user authentication") {
+            return ConnectFailure::AuthorizationViolation;
+        }
+        // The server's certificate: what the verifier said, else the text.
+        let refused = match &seen.server_cert {
+            Some(Err(why)) => Some(why.as_str()),
+            _ if lower.contains("invalid peer certificate") => Some(text),
+            _ => None,
+        };
+        if let Some(why) = refused {
+            return if why.contains("NotValidForName") || why.contains("not valid for name") {
+                ConnectFailure::CertificateNameMismatch { detail: why }
+            } else {
+                ConnectFailure::CertificateNotTrusted { detail: why }
+            };
+        }
+        let tls_word = lower.contains("tls")
+            || lower.contains("alert")
+            || lower.contains("corrupt message")
+            || lower.contains("handshake")
+            || lower.contains("certificate");
+        match seen.client_cert_asked {
+            Some(false) => return ConnectFailure::ClientCertificateRequired,
+            Some(true) if seen.server_cert.is_some() => {
+                return ConnectFailure::ClientCertificateRejected { detail: text }
+            }
+            _ => {}
+        }
+        if lower.contains("certificaterequired") || lower.contains("certificate required") {
+            return ConnectFailure::ClientCertificateRequired;
+        }
+        if lower.contains("badcertificate") || lower.contains("unknownca") {
+            return ConnectFailure::ClientCertificateRejected { detail: text };
+        }
+        // TLS was started (required by the configuration, the URL or the
+        // server) and the server never presented a certificate, nor sent a
+        // TLS alert: it does not speak TLS. Without that record (a client
+        // configuration without the hooks), the client's words decide.
+        let no_certificate = seen.server_cert.is_none() && !lower.contains("alert");
+        if (seen.handshake_started && no_certificate)
+            || (seen.require_tls && no_certificate && tls_word)
+        {
+            return ConnectFailure::TlsNotOffered;
+        }
+        if lower.contains("tls not available") || lower.contains("tls is not available") {
+            return ConnectFailure::TlsNotOffered;
+        }
+        if tls_word {
+            return ConnectFailure::TlsHandshake { detail: text };
+        }
+        ConnectFailure::Other { detail: text }
+    }
+
+    /// The error for a send while not connected to `servers` (already
+    /// redacted) for this reason: always
+    /// [`Unavailable`](SinkErrorKind::Unavailable), with what to fix.
+    pub fn into_error(self, servers: &str) -> SinkError {
+        SinkError::unavailable(self.describe(servers))
+    }
+
+    /// The message of [`into_error`](Self::into_error).
+    pub fn describe(self, servers: &str) -> String {
+        match self {
+            ConnectFailure::AuthorizationViolation => format!(
+                "not connected to {servers}: Authorization Violation: the server refused the \
+                 credentials (check the user/password, token, NKey seed or .creds file, and \
+                 that the server's authorization or account lists this user)"
+            ),
+            ConnectFailure::CertificateNotTrusted { detail } => format!(
+                "not connected to {servers}: the server's TLS certificate is not trusted \
+                 ({detail}): set NatsConfig::tls_ca_file to the CA that signed it"
+            ),
+            ConnectFailure::CertificateNameMismatch { detail } => format!(
+                "not connected to {servers}: the server's TLS certificate is not valid for the \
+                 name verified ({detail}): connect by a name the certificate holds, or set \
+                 NatsConfig::tls_server_name to it"
+            ),
+            ConnectFailure::ClientCertificateRequired => format!(
+                "not connected to {servers}: the server requires a TLS client certificate \
+                 (mutual TLS) and none is configured: set NatsConfig::tls_client_cert"
+            ),
+            ConnectFailure::ClientCertificateRejected { detail } => format!(
+                "not connected to {servers}: the server did not accept the TLS client \
+                 certificate ({detail}): use a certificate signed by a CA the server trusts \
+                 (its tls.ca_file)"
+            ),
+            ConnectFailure::TlsNotOffered => format!(
+                "not connected to {servers}: TLS is required but the server does not offer \
+                 it: enable TLS on the server (a tls {{}} block), or connect to one that has it"
+            ),
+            ConnectFailure::TlsHandshake { detail } => format!(
+                "not connected to {servers}: the TLS handshake failed ({detail}): check the \
+                 TLS settings of both sides"
+            ),
+            ConnectFailure::Other { detail } => format!("not connected to {servers}: {detail}"),
+        }
+    }
+}
+
 fn jetstream_error(code: u16, err_code: u64, description: &str, subject: &str) -> SinkError {
     let what = format!("JetStream error {code} ({err_code}) for {subject:?}: {description}");
     let kind = match code {
@@ -207,6 +409,95 @@ mod tests {
             let e = answer.into_error("app.reports");
             assert_eq!(e.kind(), kind, "{answer:?}: {e}");
             assert!(e.message().contains("app.reports") || answer == ServerAnswer::ConnectionLost);
+        }
+    }
+
+    /// The connect half of the table: what each client says, with what
+    /// the TLS hooks saw, and the one outcome (always unavailable).
+    #[test]
+    fn every_connect_failure_is_unavailable_and_says_what_to_fix() {
+        let untrusted = TlsSeen {
+            server_cert: Some(Err("invalid peer certificate: UnknownIssuer".into())),
+            ..TlsSeen::default()
+        };
+        let wrong_name = TlsSeen {
+            server_cert: Some(Err("invalid peer certificate: NotValidForName".into())),
+            ..TlsSeen::default()
+        };
+        let asked_none = TlsSeen {
+            server_cert: Some(Ok(())),
+            client_cert_asked: Some(false),
+            ..TlsSeen::default()
+        };
+        let asked_sent = TlsSeen {
+            server_cert: Some(Ok(())),
+            client_cert_asked: Some(true),
+            ..TlsSeen::default()
+        };
+        let required = TlsSeen {
+            require_tls: true,
+            ..TlsSeen::default()
+        };
+        let started = TlsSeen {
+            require_tls: true,
+            handshake_started: true,
+            ..TlsSeen::default()
+        };
+        let none = TlsSeen::default();
+        let rows: Vec<(&str, &TlsSeen, &str)> = vec![
+            // The sync client's words.
+            (
+                "server refused the connection: Authorization Violation",
+                &none,
+                "Authorization Violation",
+            ),
+            (
+                "could not connect: invalid peer certificate: UnknownIssuer",
+                &none,
+                "tls_ca_file",
+            ),
+            (
+                "could not connect: received fatal alert: CertificateRequired",
+                &none,
+                "tls_client_cert",
+            ),
+            (
+                "could not connect: received fatal alert: BadCertificate",
+                &none,
+                "did not accept",
+            ),
+            // async-nats' words (the kind only) with what the hooks saw.
+            (
+                "nats: authorization violation",
+                &none,
+                "Authorization Violation",
+            ),
+            ("nats: TLS error", &untrusted, "tls_ca_file"),
+            ("nats: TLS error", &wrong_name, "tls_server_name"),
+            ("nats: IO error", &asked_none, "tls_client_cert"),
+            ("nats: IO error", &asked_sent, "did not accept"),
+            ("nats: TLS error", &required, "does not offer"),
+            (
+                "could not connect: received corrupt message of type InvalidContentType",
+                &required,
+                "does not offer",
+            ),
+            ("nats: TLS error", &none, "TLS handshake failed"),
+            // Required TLS, but the server is simply down: not "no TLS".
+            ("nats: IO error", &required, "IO error"),
+            // async-nats reports a failed handshake as an I/O error.
+            ("nats: IO error", &started, "does not offer"),
+            (
+                "could not connect: Connection refused (os error 111)",
+                &none,
+                "Connection refused",
+            ),
+        ];
+        for (text, seen, says) in rows {
+            let e = ConnectFailure::classify(text, seen).into_error("nats://127.0.0.1:4222");
+            assert_eq!(e.kind(), Unavailable, "{text}: {e}");
+            assert!(e.message().contains(says), "{text} {seen:?}: {e}");
+            assert!(e.message().contains("nats://127.0.0.1:4222"), "{e}");
         }
     }
 

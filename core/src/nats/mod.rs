@@ -11,6 +11,13 @@
 //! let bad = NatsConfig::new("nats://127.0.0.1:4222", "tidings..reports");
 //! assert_eq!(bad.validate().unwrap_err().field(), "nats.subject");
 //! ```
+//!
+//! Production settings: TLS with a private CA and mutual TLS ([`TlsConfig`]),
+//! credentials ([`Credentials`]: token, user/password, NKey seed, `.creds`),
+//! and the settings of the stream tidings creates ([`StreamSettings`]). One
+//! table says what each server answer means on both sinks ([`ServerAnswer`],
+//! [`ConnectFailure`]), and one [`Redactor`] keeps secrets out of every
+//! text they produce.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -21,18 +28,25 @@ use crate::config::ConfigError;
 use crate::report::Report;
 
 mod answer;
+mod redact;
 mod stream;
 mod subject;
+mod tls;
 
 pub use answer::{
-    publish_refused_subject, ServerAnswer, ERR_MESSAGE_TOO_LARGE, ERR_NOT_ENABLED_FOR_ACCOUNT,
-    ERR_STORE_FAILED, ERR_STREAM_NOT_FOUND, ERR_SUBJECTS_OVERLAP,
+    publish_refused_subject, ConnectFailure, ServerAnswer, TlsSeen, ERR_MESSAGE_TOO_LARGE,
+    ERR_NOT_ENABLED_FOR_ACCOUNT, ERR_STORE_FAILED, ERR_STREAM_NOT_FOUND, ERR_SUBJECTS_OVERLAP,
 };
-pub use stream::{StreamCheck, StreamGate, ENSURE_RETRY_INTERVAL, STREAM_DUPLICATE_WINDOW};
+pub use redact::Redactor;
+pub use stream::{
+    DiscardPolicy, ExistingStream, StreamCheck, StreamGate, StreamSettings, StreamStorage,
+    ENSURE_RETRY_INTERVAL, STREAM_DUPLICATE_WINDOW,
+};
 pub use subject::{
     pattern_covers, stream_covers, subject_token, validate_subject, MAX_CONFIGURED_SUBJECT_LEN,
     MAX_KIND_TOKEN_LEN, MAX_SUBJECT_LEN,
 };
+pub use tls::{ClientIdentity, TlsConfig, TlsMaterial};
 
 /// Room kept for the `Nats-Msg-Id` header within the server's `max_payload`
 /// (which counts headers and payload together): `NATS/1.0`, the header line
@@ -82,7 +96,17 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// How to authenticate to the server.
+/// How to authenticate to the server. `Debug` never shows a secret (the
+/// token, password, seed; a `.creds` file's path only).
+///
+/// ```
+/// use tidings_core::nats::{Credentials, NatsConfig, Secret};
+/// let seed = "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY";
+/// let config = NatsConfig::new("nats://127.0.0.1:4222", "app.reports")
+///     .credentials(Credentials::NKey(Secret::new(seed)));
+/// config.validate().unwrap();
+/// assert!(!format!("{config:?}").contains(seed));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Credentials {
     /// No authentication (or credentials embedded in the URL).
@@ -97,8 +121,62 @@ pub enum Credentials {
         /// Password.
         password: Secret,
     },
-    /// A `.creds` file (JWT + NKey seed). The path is shown; its content never is.
+    /// A `.creds` file (JWT + NKey seed), for servers in operator mode.
+    /// The path is shown; its content never is. Read at each connect, so a
+    /// rotated file is picked up.
     CredsFile(PathBuf),
+    /// An NKey user's seed (`SU…`, 58 characters): the server lists the
+    /// user's public key (`U…`), and the seed signs the server's nonce; it
+    /// never leaves the process. From a file with
+    /// [`Credentials::nkey_seed_file`].
+    NKey(Secret),
+}
+
+impl Credentials {
+    /// An NKey seed read from `path` (surrounding whitespace ignored; a
+    /// file holding other lines, e.g. `nk -gen user` output with the public
+    /// key, is fine as long as one line is the seed). The error names
+    /// `nats.credentials` and the path, never the content.
+    pub fn nkey_seed_file(path: impl AsRef<std::path::Path>) -> Result<Credentials, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(
+                "nats.credentials",
+                format!(
+                    "cannot read the NKey seed file {}: {}",
+                    path.display(),
+                    e.kind()
+                ),
+            )
+        })?;
+        let seed = text
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("SU"))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "nats.credentials",
+                    format!(
+                        "{} holds no NKey user seed (a line starting with SU)",
+                        path.display()
+                    ),
+                )
+            })?;
+        Ok(Credentials::NKey(Secret::new(seed)))
+    }
+}
+
+/// Checks the shape of an NKey user seed without showing it.
+fn validate_nkey_seed(seed: &str) -> Result<(), ConfigError> {
+    let base32 = |b: u8| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b);
+    if seed.len() != 58 || !seed.starts_with("SU") || !seed.bytes().all(base32) {
+        return Err(ConfigError::new(
+            "nats.credentials",
+            "the NKey seed is not a user seed (58 characters starting with SU; generate one \
+             with `nk -gen user`); it is not shown",
+        ));
+    }
+    Ok(())
 }
 
 /// Which report fields are appended to the subject.
@@ -139,6 +217,12 @@ pub struct NatsConfig {
     pub max_payload: Option<usize>,
     /// The client name shown by the server.
     pub client_name: String,
+    /// TLS: private CAs, a client certificate (mutual TLS), TLS required,
+    /// the server name to verify. See [`TlsConfig`].
+    pub tls: TlsConfig,
+    /// The settings of the stream [`ensure_stream`](Self::ensure_stream)
+    /// creates, and checks on an existing one. See [`StreamSettings`].
+    pub stream: StreamSettings,
 }
 
 impl NatsConfig {
@@ -154,7 +238,48 @@ impl NatsConfig {
             connect_timeout: Duration::from_secs(2),
             max_payload: None,
             client_name: "tidings".to_owned(),
+            tls: TlsConfig::default(),
+            stream: StreamSettings::default(),
         }
+    }
+
+    /// Trusts the CAs in this PEM file for the server's certificate
+    /// (repeat for several files). Once any is set, the system's roots are
+    /// not trusted.
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.ca_files.push(path.into());
+        self
+    }
+
+    /// Presents this client certificate (PEM, chain after it) and key when
+    /// the server asks for one (mutual TLS). The key must belong to the
+    /// certificate: checked when the sink is built.
+    pub fn tls_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls.client_cert = Some(cert.into());
+        self.tls.client_key = Some(key.into());
+        self
+    }
+
+    /// Never connects without TLS: a server that does not offer TLS is
+    /// refused (reports retried, then spilled), credentials are never sent
+    /// in the clear.
+    pub fn require_tls(mut self) -> Self {
+        self.tls.require_tls = true;
+        self
+    }
+
+    /// Verifies the server's certificate for `name` instead of the URL's
+    /// host (e.g. the URL is an IP address).
+    pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
+        self.tls.server_name = Some(name.into());
+        self
+    }
+
+    /// Sets the settings of the stream [`ensure_stream`](Self::ensure_stream)
+    /// creates (and requires of an existing one).
+    pub fn stream_settings(mut self, settings: StreamSettings) -> Self {
+        self.stream = settings;
+        self
     }
 
     /// Switches to JetStream with default ack settings (5 s, 1024 in flight).
@@ -281,14 +406,26 @@ impl NatsConfig {
                 ));
             }
         }
-        if let Credentials::CredsFile(path) = &self.credentials {
-            if !path.is_file() {
+        match &self.credentials {
+            Credentials::CredsFile(path) if !path.is_file() => {
                 return Err(ConfigError::new(
                     "nats.credentials",
                     format!("credentials file {} does not exist", path.display()),
                 ));
             }
+            Credentials::NKey(seed) => validate_nkey_seed(seed.expose())?,
+            _ => {}
         }
+        if self.stream != StreamSettings::default() && self.ensure_stream.is_none() {
+            return Err(ConfigError::new(
+                "nats.stream",
+                "stream settings need ensure_stream (they are the settings of the stream it \
+                 creates)",
+            ));
+        }
+        self.stream.validate()?;
+        // Reads the files: a bad one fails here, naming the field and path.
+        self.tls.load()?;
         Ok(())
     }
 
@@ -364,6 +501,8 @@ impl fmt::Debug for NatsConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("max_payload", &self.max_payload)
             .field("client_name", &self.client_name)
+            .field("tls", &self.tls)
+            .field("stream", &self.stream)
             .finish()
     }
 }

@@ -1,0 +1,197 @@
+//! The sync client's TLS configuration, built from core's [`TlsMaterial`]
+//! (rustls 0.22, the version the `nats` client takes), with the two hooks
+//! both sinks install so a failed handshake is classified the same way on
+//! both stacks ([`TlsSeen`]): a server-certificate verifier (which also
+//! verifies the configured server name instead of the URL's host) and a
+//! client-certificate resolver that notes when the server asks for one.
+
+use std::sync::{Arc, Mutex};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
+use tidings_core::nats::{NatsConfig, TlsMaterial, TlsSeen};
+use tidings_core::ConfigError;
+
+/// What the hooks of one connect attempt saw.
+pub(crate) type Seen = Arc<Mutex<TlsSeen>>;
+
+fn note(seen: &Seen, f: impl FnOnce(&mut TlsSeen)) {
+    f(&mut seen.lock().unwrap_or_else(|e| e.into_inner()));
+}
+
+/// Checks the TLS settings as far as this stack can before connecting:
+/// core reads the files; here the key must load and belong to the
+/// certificate. Errors name the field and the path.
+pub(crate) fn check(config: &NatsConfig) -> Result<(), ConfigError> {
+    if !config.tls.is_set() {
+        return Ok(());
+    }
+    build(&config.tls.load()?, Arc::default()).map(drop)
+}
+
+/// The client configuration for `material`; the hooks write into `seen`.
+pub(crate) fn build(material: &TlsMaterial, seen: Seen) -> Result<ClientConfig, ConfigError> {
+    let mut roots = RootCertStore::empty();
+    if material.roots.is_empty() {
+        // No CA configured: the system's roots, as the client would use
+        // (read once per process).
+        static NATIVE: std::sync::OnceLock<Vec<CertificateDer<'static>>> =
+            std::sync::OnceLock::new();
+        let native =
+            NATIVE.get_or_init(|| rustls_native_certs::load_native_certs().unwrap_or_default());
+        roots.add_parsable_certificates(native.iter().cloned());
+    } else {
+        for (i, cert) in material.roots.iter().enumerate() {
+            roots.add(cert.clone()).map_err(|e| {
+                ConfigError::new(
+                    "nats.tls.ca_file",
+                    format!(
+                        "CA certificate #{} cannot be used as a trust anchor: {e}",
+                        i + 1
+                    ),
+                )
+            })?;
+        }
+    }
+    let inner = WebPkiServerVerifier::builder(Arc::new(roots))
+        .build()
+        .map_err(|e| ConfigError::new("nats.tls.ca_file", format!("no usable CA: {e}")))?;
+    let verifier = Arc::new(Verifier {
+        inner,
+        name: material.server_name.clone(),
+        seen: seen.clone(),
+    });
+    let client_key = match &material.client {
+        None => None,
+        Some(identity) => {
+            let key = rustls::crypto::ring::sign::any_supported_type(&identity.key)
+                .map_err(|e| identity.key_mismatch(&format!("the key is not usable: {e}")))?;
+            check_key_matches(&identity.chain[0], key.as_ref())
+                .map_err(|why| identity.key_mismatch(&why))?;
+            Some(Arc::new(CertifiedKey::new(identity.chain.clone(), key)))
+        }
+    };
+    let config = ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_cert_resolver(Arc::new(ClientCert {
+            key: client_key,
+            seen,
+        }));
+    Ok(config)
+}
+
+/// Signs a probe with `key` and verifies it with the certificate's public
+/// key: they belong together only if it verifies.
+fn check_key_matches(
+    cert: &CertificateDer<'static>,
+    key: &dyn rustls::sign::SigningKey,
+) -> Result<(), String> {
+    let provider = rustls::crypto::ring::default_provider();
+    let algorithms = provider.signature_verification_algorithms;
+    let offered: Vec<SignatureScheme> = algorithms.mapping.iter().map(|(s, _)| *s).collect();
+    let signer = key
+        .choose_scheme(&offered)
+        .ok_or("the key's algorithm is not supported")?;
+    const PROBE: &[u8] = b"tidings: does this key belong to this certificate?";
+    let signature = signer
+        .sign(PROBE)
+        .map_err(|e| format!("signing with the key failed: {e}"))?;
+    let cert = webpki::EndEntityCert::try_from(cert)
+        .map_err(|e| format!("the certificate cannot be parsed: {e}"))?;
+    let candidates = algorithms
+        .mapping
+        .iter()
+        .find(|(s, _)| *s == signer.scheme())
+        .map(|(_, algs)| *algs)
+        .unwrap_or_default();
+    if candidates
+        .iter()
+        .any(|alg| cert.verify_signature(*alg, PROBE, &signature).is_ok())
+    {
+        Ok(())
+    } else {
+        Err("the key does not belong to the certificate (its public key differs)".to_owned())
+    }
+}
+
+/// Verifies the server's certificate with the configured roots, for the
+/// configured server name when there is one, and notes the result.
+#[derive(Debug)]
+struct Verifier {
+    inner: Arc<WebPkiServerVerifier>,
+    name: Option<ServerName<'static>>,
+    seen: Seen,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let name = self.name.as_ref().unwrap_or(server_name);
+        let verified =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, name, ocsp_response, now);
+        note(&self.seen, |s| {
+            s.server_cert = Some(verified.as_ref().map(drop).map_err(|e| e.to_string()))
+        });
+        verified
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        // Asked while the client hello is written: a handshake began.
+        note(&self.seen, |s| s.handshake_started = true);
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Presents the configured client certificate, and notes that the server
+/// asked for one.
+#[derive(Debug)]
+struct ClientCert {
+    key: Option<Arc<CertifiedKey>>,
+    seen: Seen,
+}
+
+impl ResolvesClientCert for ClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        note(&self.seen, |s| {
+            s.client_cert_asked = Some(self.key.is_some())
+        });
+        self.key.clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.key.is_some()
+    }
+}
