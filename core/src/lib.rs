@@ -144,7 +144,7 @@ mod loom_tests;
 
 pub use builder::{BuildError, ReporterBuilder, DEFAULT_REPORTS_FILE};
 pub use config::{ConfigError, Late, Overflow, RetryPolicy};
-pub use diagnostics::Diagnostic;
+pub use diagnostics::{Diagnostic, DIAGNOSTICS_TARGET};
 pub use durable::{SpoolMode, SpoolSummary};
 pub use entry::{Outcome, Receipt, SinkOutcome, SinkResult, SpillReason, Status};
 pub use fallback::{Fallback, FallbackError, JsonLinesFile, Stderr, STDERR_PREFIX};
