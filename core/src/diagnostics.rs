@@ -118,9 +118,7 @@ impl Diagnostics {
 /// set globally, or one set for this thread.
 pub(crate) fn tracing_is_listening() -> bool {
     tracing::dispatcher::has_been_set()
-        || tracing::dispatcher::get_default(|d| {
-            !d.is::<tracing::subscriber::NoSubscriber>()
-        })
+        || tracing::dispatcher::get_default(|d| !d.is::<tracing::subscriber::NoSubscriber>())
 }
 
 /// One diagnostic: a tracing event (target [`DIAGNOSTICS_TARGET`], WARN) when a

@@ -128,6 +128,7 @@ mod replay;
 mod report;
 mod reporter;
 mod runtime;
+mod settings;
 mod settle;
 mod shared;
 mod sink;
@@ -158,5 +159,6 @@ pub use report::{
 };
 pub use reporter::{Observer, Reporter};
 pub use runtime::{BoxSleep, BoxTask, LiveTask, LiveTasks, Runtime, SpawnError};
+pub use settings::Settings;
 pub use sink::{Ack, Batch, Sink, SinkError, SinkErrorKind, SinkFuture};
 pub use stats::{Ending, ShutdownSummary, SinkStats, SpillDestination, Stats};

@@ -21,6 +21,7 @@ use crate::config::ConfigError;
 use crate::report::Report;
 
 mod answer;
+mod env;
 mod stream;
 mod subject;
 
@@ -28,6 +29,7 @@ pub use answer::{
     publish_refused_subject, ServerAnswer, ERR_MESSAGE_TOO_LARGE, ERR_NOT_ENABLED_FOR_ACCOUNT,
     ERR_STORE_FAILED, ERR_STREAM_NOT_FOUND, ERR_SUBJECTS_OVERLAP,
 };
+pub use env::{DEFAULT_SUBJECT, DEFAULT_URL, REDACTED};
 pub use stream::{StreamCheck, StreamGate, ENSURE_RETRY_INTERVAL, STREAM_DUPLICATE_WINDOW};
 pub use subject::{
     pattern_covers, stream_covers, subject_token, validate_subject, MAX_CONFIGURED_SUBJECT_LEN,
@@ -83,7 +85,8 @@ impl fmt::Debug for Secret {
 }
 
 /// How to authenticate to the server.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Credentials {
     /// No authentication (or credentials embedded in the URL).
     #[default]
@@ -102,7 +105,8 @@ pub enum Credentials {
 }
 
 /// Which report fields are appended to the subject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SubjectSuffix {
     /// Every report on the configured subject.
     #[default]
@@ -115,9 +119,14 @@ pub enum SubjectSuffix {
 }
 
 /// Connection and publishing settings for a NATS sink.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Also read from the environment, or from a section of a TOML or YAML
+/// file (serde): [`NatsConfig::from_env`] has both forms.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NatsConfig {
     /// Server URLs (`nats://host:port`, `tls://host:port` or `host:port`).
+    #[serde(alias = "url", with = "env::servers")]
     pub servers: Vec<String>,
     /// The subject reports are published on (a literal: no wildcards).
     pub subject: String,
@@ -132,6 +141,7 @@ pub struct NatsConfig {
     pub ensure_stream: Option<String>,
     /// Bound on establishing the first connection; the sink keeps trying in
     /// the background after it (reports meanwhile are retried, then spilled).
+    #[serde(with = "env::duration")]
     pub connect_timeout: Duration,
     /// A client-side cap on message size, below the server's `max_payload`
     /// (which is used when smaller). Larger reports are truncated with a
