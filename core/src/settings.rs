@@ -225,10 +225,38 @@ impl Settings {
         Ok(builder)
     }
 
+    /// What an adapter's `init` does with the settings: [`apply`](Self::apply)
+    /// them to `builder`, add `nats_sink` (the adapter's sink for
+    /// [`nats`](Self::nats), connected by the caller since its client is
+    /// bound to the runtime), and [`announce`](Self::announce) the choice.
+    pub fn configure<S: crate::Sink>(
+        &self,
+        builder: ReporterBuilder,
+        nats_sink: Option<S>,
+    ) -> Result<ReporterBuilder, BuildError> {
+        let mut builder = self.apply(builder)?;
+        if let Some(sink) = nats_sink {
+            builder = builder.sink(sink);
+        }
+        self.announce(&builder);
+        Ok(builder)
+    }
+
     /// Says, through tidings' diagnostics (a tracing event with target
     /// `tidings`, else stderr), where reports will go: what `init()` chose.
-    pub fn announce(&self) {
-        crate::diagnostics::emit(Some("init"), format_args!("{self}"));
+    /// `builder` is the one the settings were applied to (its own sinks,
+    /// if any, replace the JSON-lines default).
+    pub fn announce(&self, builder: &ReporterBuilder) {
+        if self.nats.is_none() && builder.has_sinks() {
+            let rest = self.to_string();
+            let rest = rest.split_once(';').map_or("", |(_, r)| r);
+            crate::diagnostics::emit(
+                Some("init"),
+                format_args!("no NATS_URL: reports go to the sinks configured in code;{rest}"),
+            );
+        } else {
+            crate::diagnostics::emit(Some("init"), format_args!("{self}"));
+        }
     }
 }
 
