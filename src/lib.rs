@@ -59,7 +59,9 @@ pub use tidings_core::{
     DEFAULT_REPORTS_FILE, SCHEMA_VERSION,
 };
 // Configuration and its errors.
-pub use tidings_core::{BuildError, ConfigError, Late, Overflow, RetryPolicy, SpoolMode};
+pub use tidings_core::{BuildError, ConfigError, Late, Overflow, RetryPolicy, Settings, SpoolMode};
+// tidings' own messages: tracing events of this target (else stderr).
+pub use tidings_core::DIAGNOSTICS_TARGET;
 // Where reports go: sinks, the local fallback, the spool.
 pub use tidings_core::{
     Batch, Fallback, FallbackError, JsonLinesFile, JsonLinesSink, Sink, SinkError, SinkErrorKind,
@@ -90,3 +92,17 @@ pub use tidings_tokio as tokio;
 /// The smol adapter.
 #[cfg(feature = "smol")]
 pub use tidings_smol as smol;
+
+pub mod panic;
+
+#[cfg(any(feature = "tracing", feature = "log"))]
+mod targets;
+
+#[cfg(feature = "tracing")]
+pub mod tracing;
+
+#[cfg(feature = "log")]
+pub mod log;
+
+#[cfg(feature = "metrics")]
+pub mod metrics;
