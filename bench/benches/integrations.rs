@@ -109,7 +109,10 @@ fn bench_layer(c: &mut Criterion) {
     });
     group.finish();
     let summary = rt.block_on(reporter.shutdown(Duration::from_secs(5)));
-    assert_eq!(summary.stats.refused, 0, "the queue overflowed: not the hot path");
+    assert_eq!(
+        summary.stats.refused, 0,
+        "the queue overflowed: not the hot path"
+    );
     assert!(summary.stats.is_balanced() && summary.stats.lost == 0);
 }
 

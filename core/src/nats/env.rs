@@ -453,7 +453,9 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable_and_never_show_a_secret() {
-        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        /// The variables set, the variable named, what the error says.
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case<'_>] = &[
             (&[("NATS_URL", "http://h:1")], "NATS_URL", "nats://"),
             (
                 &[("NATS_URL", "nats://u:hunter2@h:99999")],
