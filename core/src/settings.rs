@@ -252,7 +252,7 @@ impl Settings {
             let rest = rest.split_once(';').map_or("", |(_, r)| r);
             crate::diagnostics::emit(
                 Some("init"),
-                format_args!("no NATS_URL: reports go to the sinks configured in code;{rest}"),
+                format_args!("no NATS server configured (no NATS_URL): reports go to the sinks configured in code;{rest}"),
             );
         } else {
             crate::diagnostics::emit(Some("init"), format_args!("{self}"));
@@ -283,7 +283,7 @@ impl fmt::Display for Settings {
             }
             None => write!(
                 f,
-                "no NATS_URL: reports go to the JSON-lines file {DEFAULT_REPORTS_FILE}"
+                "no NATS server configured (no NATS_URL): reports go to the JSON-lines file {DEFAULT_REPORTS_FILE}"
             )?,
         }
         if let Some(spool) = &self.spool {
@@ -398,7 +398,7 @@ mod tests {
         assert_eq!(s, Settings::default());
         assert_eq!(
             s.to_string(),
-            "no NATS_URL: reports go to the JSON-lines file tidings-reports.jsonl; fallback stderr"
+            "no NATS server configured (no NATS_URL): reports go to the JSON-lines file tidings-reports.jsonl; fallback stderr"
         );
     }
 
