@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use tidings_core::{
     BoxSleep, BoxTask, BuildError, EndSynchronously, LiveTasks, Reporter, ReporterBuilder, Runtime,
-    ShutdownSummary, SpawnError,
+    Settings, ShutdownSummary, SpawnError,
 };
 
 pub use tidings_nats_sync::SyncNatsSink as NatsSink;
@@ -143,6 +143,29 @@ impl Runtime for ThreadRuntime {
 /// default JSON-lines file ([`tidings_core::DEFAULT_REPORTS_FILE`]).
 pub fn start(builder: ReporterBuilder) -> Result<(Reporter, Guard), BuildError> {
     Guard::start(ThreadRuntime::new(), builder)
+}
+
+/// Starts a reporter on a background thread configured by the environment: the NATS
+/// sink that `NATS_URL` and the other variables of
+/// [`Settings::from_env`](tidings_core::Settings#from-the-environment)
+/// describe, or — with no `NATS_URL` — the embedded default, the JSON-lines
+/// file [`DEFAULT_REPORTS_FILE`](tidings_core::DEFAULT_REPORTS_FILE). Says
+/// which through tidings' diagnostics (a tracing event with target
+/// `tidings`, else a line on stderr). Fails, naming the variable, on a bad
+/// value. With settings from elsewhere (a file, a test), or a builder of
+/// your own: `start(settings.configure(builder, nats_sink)?)`.
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # std::env::set_current_dir(dir.path()).unwrap();
+/// let (reporter, guard) = tidings_blocking::init()?;
+/// reporter.report(tidings_core::Report::error("db", "primary unreachable"))?;
+/// assert_eq!(guard.shutdown_blocking().stats.delivered, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn init() -> Result<(Reporter, Guard), BuildError> {
+    let settings = Settings::from_env()?;
+    let nats = settings.nats.clone().map(NatsSink::connect).transpose()?;
+    start(settings.configure(Reporter::builder(), nats)?)
 }
 
 /// Shuts the reporter down when dropped, or when you call

@@ -42,7 +42,7 @@ use std::time::Instant;
 use smol::Executor;
 use tidings_core::{
     BoxSleep, BoxTask, BuildError, EndSynchronously, LiveTasks, Reporter, ReporterBuilder, Runtime,
-    SpawnError,
+    Settings, SpawnError,
 };
 
 pub use tidings_nats_sync::SyncNatsSink as NatsSink;
@@ -124,6 +124,32 @@ impl Runtime for SmolRuntime {
 /// Starts a reporter whose worker is a task on smol's global executor.
 pub fn start(builder: ReporterBuilder) -> Result<(Reporter, Guard), BuildError> {
     start_with(SmolRuntime::global(), builder)
+}
+
+/// Starts a reporter on smol's global executor configured by the environment: the NATS
+/// sink that `NATS_URL` and the other variables of
+/// [`Settings::from_env`](tidings_core::Settings#from-the-environment)
+/// describe, or — with no `NATS_URL` — the embedded default, the JSON-lines
+/// file [`DEFAULT_REPORTS_FILE`](tidings_core::DEFAULT_REPORTS_FILE). Says
+/// which through tidings' diagnostics (a tracing event with target
+/// `tidings`, else a line on stderr). Fails, naming the variable, on a bad
+/// value. With settings from elsewhere (a file, a test), or a builder of
+/// your own: `start(settings.configure(builder, nats_sink)?)`.
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # std::env::set_current_dir(dir.path()).unwrap();
+/// smol::block_on(async {
+///     let (reporter, guard) = tidings_smol::init()?;
+///     reporter.report(tidings_core::Report::error("db", "primary unreachable"))?;
+///     assert_eq!(guard.shutdown().await.stats.delivered, 1);
+///     Ok::<(), Box<dyn std::error::Error>>(())
+/// })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn init() -> Result<(Reporter, Guard), BuildError> {
+    let settings = Settings::from_env()?;
+    let nats = settings.nats.clone().map(NatsSink::connect).transpose()?;
+    start(settings.configure(Reporter::builder(), nats)?)
 }
 
 /// Starts a reporter whose worker is a task on `executor` (kept alive and

@@ -76,7 +76,7 @@ mod runtime;
 use std::time::Duration;
 
 use tidings_core::{
-    BuildError, EndSynchronously, Reporter, ReporterBuilder, ShutdownSummary, SpawnError,
+    BuildError, EndSynchronously, Reporter, ReporterBuilder, Settings, ShutdownSummary, SpawnError,
 };
 use tokio::runtime::{Handle, RuntimeFlavor};
 
@@ -104,6 +104,37 @@ pub fn start(builder: ReporterBuilder) -> Result<(Reporter, Guard), BuildError> 
         ))
     })?;
     start_with(runtime, builder)
+}
+
+/// Starts a reporter on the tokio runtime of the current context, configured by the environment: the NATS
+/// sink that `NATS_URL` and the other variables of
+/// [`Settings::from_env`](tidings_core::Settings#from-the-environment)
+/// describe, or — with no `NATS_URL` — the embedded default, the JSON-lines
+/// file [`DEFAULT_REPORTS_FILE`](tidings_core::DEFAULT_REPORTS_FILE). Says
+/// which through tidings' diagnostics (a tracing event with target
+/// `tidings`, else a line on stderr). Fails, naming the variable, on a bad
+/// value. With settings from elsewhere (a file, a test), or a builder of
+/// your own: `start(settings.configure(builder, nats_sink)?)`.
+/// Awaited inside a tokio runtime (async-nats connects there).
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # std::env::set_current_dir(dir.path()).unwrap();
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let (reporter, guard) = tidings_tokio::init().await?;
+/// reporter.report(tidings_core::Report::error("db", "primary unreachable"))?;
+/// assert_eq!(guard.shutdown().await.stats.delivered, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub async fn init() -> Result<(Reporter, Guard), BuildError> {
+    let settings = Settings::from_env()?;
+    let nats = match &settings.nats {
+        Some(config) => Some(NatsSink::connect(config.clone()).await?),
+        None => None,
+    };
+    start(settings.configure(Reporter::builder(), nats)?)
 }
 
 /// Builds `builder` on the runtime behind `handle` (callable from any

@@ -9,12 +9,32 @@
 //!
 //! Lost reports are not diagnostics: each loss is always printed with the
 //! report ids (see the spill chain).
+//!
+//! # Where they go
+//!
+//! Each message is a [`tracing`] event with target [`DIAGNOSTICS_TARGET`] (`"tidings"`)
+//! at level WARN, with the field `source` when it has one: a program that
+//! collects tracing events sees tidings' messages among its own, filtered
+//! and formatted the same way. When no tracing subscriber is set (none
+//! global, none for this thread) the message goes to stderr instead, as
+//! `tidings: <message>`, so it is never lost to a missing subscriber.
+//! [`log_to_stderr(false)`](crate::ReporterBuilder::log_to_stderr) makes a
+//! reporter silent: neither.
+//!
+//! The tidings tracing layer (facade feature `tracing`) never turns events
+//! of this target, or of any target below it, into reports: there is no
+//! loop from a failing sink through its own diagnostics back into the
+//! reporter.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
 use crate::sync::{lock, Mutex};
+
+/// The tracing target of tidings' own diagnostics. The tidings tracing
+/// layer never reports events of this target or below it (`tidings::…`).
+pub const DIAGNOSTICS_TARGET: &str = "tidings";
 
 /// At most this many distinct reasons are tracked; further ones are
 /// printed each time (never silenced), counted together.
@@ -75,8 +95,8 @@ impl Diagnostics {
                 None => true,
             }
         };
-        if first {
-            self.say(format_args!("{source}: {message}"));
+        if first && self.to_stderr {
+            emit(Some(source), format_args!("{message}"));
         }
         first
     }
@@ -84,13 +104,36 @@ impl Diagnostics {
     /// Says something that happens rarely (a sink marked down, recovered).
     pub(crate) fn say(&self, args: std::fmt::Arguments<'_>) {
         if self.to_stderr {
-            eprintln!("tidings: {args}");
+            emit(None, args);
         }
     }
 
     /// Every reason so far, in the order first seen.
     pub(crate) fn list(&self) -> Vec<Diagnostic> {
         lock(&self.seen).list.clone()
+    }
+}
+
+/// True when a tracing subscriber would see an event emitted here: one
+/// set globally, or one set for this thread.
+pub(crate) fn tracing_is_listening() -> bool {
+    tracing::dispatcher::has_been_set()
+        || tracing::dispatcher::get_default(|d| !d.is::<tracing::subscriber::NoSubscriber>())
+}
+
+/// One diagnostic: a tracing event (target [`DIAGNOSTICS_TARGET`], WARN) when a
+/// subscriber is listening, else a line on stderr.
+pub(crate) fn emit(source: Option<&str>, args: std::fmt::Arguments<'_>) {
+    if tracing_is_listening() {
+        match source {
+            Some(source) => tracing::warn!(target: "tidings", source, "{source}: {args}"),
+            None => tracing::warn!(target: "tidings", "{args}"),
+        }
+    } else {
+        match source {
+            Some(source) => eprintln!("tidings: {source}: {args}"),
+            None => eprintln!("tidings: {args}"),
+        }
     }
 }
 
@@ -130,5 +173,71 @@ mod tests {
         assert_eq!(list.len(), 3);
         assert_eq!(list[0].count, 1001);
         assert_eq!(reason_key("a 12 b 3c"), "a # b #c");
+    }
+
+    /// Collects the events it is given: (target, level, message).
+    #[derive(Default, Clone)]
+    struct Collect(std::sync::Arc<std::sync::Mutex<Vec<(String, tracing::Level, String)>>>);
+
+    impl tracing::Subscriber for Collect {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            struct Message(String);
+            impl tracing::field::Visit for Message {
+                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                    if f.name() == "message" {
+                        self.0 = format!("{v:?}");
+                    }
+                }
+            }
+            let mut m = Message(String::new());
+            event.record(&mut m);
+            let meta = event.metadata();
+            self.0
+                .lock()
+                .unwrap()
+                .push((meta.target().to_owned(), *meta.level(), m.0));
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[test]
+    fn diagnostics_are_tracing_events_when_a_subscriber_listens() {
+        let collect = Collect::default();
+        let seen = collect.0.clone();
+        assert!(!tracing_is_listening());
+        tracing::subscriber::with_default(collect, || {
+            assert!(tracing_is_listening());
+            let d = Diagnostics::new(true);
+            d.once("spool", "spool full: 10 of 10 bytes used");
+            d.once("spool", "spool full: 11 of 10 bytes used");
+            d.say(format_args!("sink 'nats' recovered"));
+            // Silent means silent, subscriber or not.
+            Diagnostics::new(false).say(format_args!("never seen"));
+        });
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            *seen,
+            vec![
+                (
+                    DIAGNOSTICS_TARGET.to_owned(),
+                    tracing::Level::WARN,
+                    "spool: spool full: 10 of 10 bytes used".to_owned()
+                ),
+                (
+                    DIAGNOSTICS_TARGET.to_owned(),
+                    tracing::Level::WARN,
+                    "sink 'nats' recovered".to_owned()
+                ),
+            ]
+        );
     }
 }

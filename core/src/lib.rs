@@ -130,6 +130,7 @@ mod report;
 mod reporter;
 mod runtime;
 pub mod scrub;
+mod settings;
 mod settle;
 mod shared;
 mod sink;
@@ -146,7 +147,7 @@ mod loom_tests;
 
 pub use builder::{BuildError, ReporterBuilder, DEFAULT_REPORTS_FILE};
 pub use config::{ConfigError, Late, Overflow, RetryPolicy};
-pub use diagnostics::Diagnostic;
+pub use diagnostics::{Diagnostic, DIAGNOSTICS_TARGET};
 pub use durable::{SpoolMode, SpoolSummary};
 pub use entry::{Outcome, Receipt, SinkOutcome, SinkResult, SpillReason, Status};
 pub use fallback::{Fallback, FallbackError, JsonLinesFile, Stderr, STDERR_PREFIX};
@@ -161,5 +162,6 @@ pub use report::{
 };
 pub use reporter::{Observer, Reporter};
 pub use runtime::{BoxSleep, BoxTask, LiveTask, LiveTasks, Runtime, SpawnError};
+pub use settings::Settings;
 pub use sink::{Ack, Batch, Sink, SinkError, SinkErrorKind, SinkFuture};
 pub use stats::{Ending, ShutdownSummary, SinkStats, SpillDestination, Stats};

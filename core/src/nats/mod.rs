@@ -28,6 +28,7 @@ use crate::config::ConfigError;
 use crate::report::Report;
 
 mod answer;
+mod env;
 mod redact;
 mod stream;
 mod subject;
@@ -37,6 +38,7 @@ pub use answer::{
     publish_refused_subject, ConnectFailure, ServerAnswer, TlsSeen, ERR_MESSAGE_TOO_LARGE,
     ERR_NOT_ENABLED_FOR_ACCOUNT, ERR_STORE_FAILED, ERR_STREAM_NOT_FOUND, ERR_SUBJECTS_OVERLAP,
 };
+pub use env::{DEFAULT_SUBJECT, DEFAULT_URL, REDACTED};
 pub use redact::Redactor;
 pub use stream::{
     DiscardPolicy, ExistingStream, StreamCheck, StreamGate, StreamSettings, StreamStorage,
@@ -107,7 +109,8 @@ impl fmt::Debug for Secret {
 /// config.validate().unwrap();
 /// assert!(!format!("{config:?}").contains(seed));
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Credentials {
     /// No authentication (or credentials embedded in the URL).
     #[default]
@@ -180,7 +183,8 @@ fn validate_nkey_seed(seed: &str) -> Result<(), ConfigError> {
 }
 
 /// Which report fields are appended to the subject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SubjectSuffix {
     /// Every report on the configured subject.
     #[default]
@@ -193,9 +197,14 @@ pub enum SubjectSuffix {
 }
 
 /// Connection and publishing settings for a NATS sink.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Also read from the environment, or from a section of a TOML or YAML
+/// file (serde): [`NatsConfig::from_env`] has both forms.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NatsConfig {
     /// Server URLs (`nats://host:port`, `tls://host:port` or `host:port`).
+    #[serde(alias = "url", with = "env::servers")]
     pub servers: Vec<String>,
     /// The subject reports are published on (a literal: no wildcards).
     pub subject: String,
@@ -210,6 +219,7 @@ pub struct NatsConfig {
     pub ensure_stream: Option<String>,
     /// Bound on establishing the first connection; the sink keeps trying in
     /// the background after it (reports meanwhile are retried, then spilled).
+    #[serde(with = "env::duration")]
     pub connect_timeout: Duration,
     /// A client-side cap on message size, below the server's `max_payload`
     /// (which is used when smaller). Larger reports are truncated with a

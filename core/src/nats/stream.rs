@@ -40,7 +40,8 @@ pub const ENSURE_RETRY_INTERVAL: Duration = Duration::from_secs(5);
 pub const STREAM_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// Where a stream keeps its messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StreamStorage {
     /// On disk (the server's default): survives a server restart.
     File,
@@ -50,7 +51,8 @@ pub enum StreamStorage {
 }
 
 /// What a full stream (at `max_msgs`, `max_bytes`) does with a new message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DiscardPolicy {
     /// The server evicts the oldest messages to make room (the default):
     /// every report is stored, old ones are dropped by the server.
@@ -90,13 +92,15 @@ pub enum DiscardPolicy {
 ///     });
 /// config.validate().unwrap();
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct StreamSettings {
     /// Copies kept in a cluster, 1 to 5 (default 1). Three survive the
     /// loss of one server.
     pub replicas: Option<usize>,
     /// Messages older than this are removed (default: kept for ever).
     /// At least one second.
+    #[serde(with = "super::env::opt_duration")]
     pub max_age: Option<Duration>,
     /// Most bytes kept (default: unlimited); what happens when full is
     /// [`discard`](Self::discard).
@@ -110,6 +114,7 @@ pub struct StreamSettings {
     pub discard: Option<DiscardPolicy>,
     /// A report re-sent within this window (a retry, a replay) is stored
     /// once (default [`STREAM_DUPLICATE_WINDOW`]); at most `max_age`.
+    #[serde(with = "super::env::opt_duration")]
     pub duplicate_window: Option<Duration>,
 }
 

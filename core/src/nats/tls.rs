@@ -53,7 +53,8 @@ use crate::config::ConfigError;
 /// field (`nats.tls.ca_file`, `nats.tls.client_cert`, `nats.tls.client_key`,
 /// `nats.tls.server_name`) and the path. The content of a key file is never
 /// shown, by `Debug` or in an error.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM files of the CAs to trust (each may hold several certificates).
     pub ca_files: Vec<PathBuf>,

@@ -36,7 +36,8 @@ impl Default for SyncPolicy {
 ///
 /// There is deliberately no "drop the oldest": that would lose reports that
 /// were accepted, silently from the caller's point of view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum WhenFull {
     /// Refuse the append with [`SpoolError::Full`] (counted); the caller
@@ -58,18 +59,23 @@ pub enum WhenFull {
 /// };
 /// assert_eq!(config.segment_bytes, SpoolConfig::DEFAULT_SEGMENT_BYTES);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SpoolConfig {
     /// The spool directory (created if missing). One process at a time.
     pub dir: PathBuf,
     /// When appends are fsynced.
+    #[serde(default)]
     pub sync: SyncPolicy,
     /// Upper bound on the total size of the segment files.
+    #[serde(default = "crate::settings::default_max_bytes")]
     pub max_bytes: u64,
     /// A new segment is started when the current one would grow past this
     /// (a single batch larger than it gets a segment of its own).
+    #[serde(default = "crate::settings::default_segment_bytes")]
     pub segment_bytes: u64,
     /// What to do when `max_bytes` is reached.
+    #[serde(default)]
     pub when_full: WhenFull,
 }
 
