@@ -6,8 +6,9 @@
 # 1. the criterion micro-benchmark of report(), three times, each run saved
 #    as a baseline (run1..run3);
 # 2. the end-to-end sections (throughput, shutdown drain, peak RSS during an
-#    outage, runtime teardown), 3 interleaved runs each (7 for throughput,
-#    the noisiest and cheapest to repeat), plus the criterion
+#    outage, runtime teardown, storms with folding on and off — `--all`
+#    includes `--storm`, ~10 more minutes), 3 interleaved runs each (7 for
+#    throughput, the noisiest and cheapest to repeat), plus the criterion
 #    table (median of the three runs' medians).
 # Needs nats-server (NATS_SERVER_BIN, PATH or /usr/sbin); starts its own on
 # random loopback ports. Progress goes to stderr.

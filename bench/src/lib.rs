@@ -179,6 +179,108 @@ fn status_kib(field: &str) -> Option<u64> {
         .ok()
 }
 
+/// A latency histogram in nanoseconds, log-linear: exact below 32 ns,
+/// then 32 buckets per power of two (each value within 3 % of its bucket's
+/// midpoint). Fixed size (about 15 KiB), so a million calls cost a million
+/// increments, not a million stored `Instant`s.
+#[derive(Clone, Debug)]
+pub struct Histogram {
+    counts: Vec<u64>,
+    total: u64,
+    max: u64,
+}
+
+const SUB_BITS: u32 = 5;
+const SUB: u64 = 1 << SUB_BITS;
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: vec![0; (64 - SUB_BITS as usize + 1) << SUB_BITS],
+            total: 0,
+            max: 0,
+        }
+    }
+}
+
+impl Histogram {
+    fn index(v: u64) -> usize {
+        if v < SUB {
+            return v as usize;
+        }
+        let shift = 63 - v.leading_zeros() - SUB_BITS;
+        (((shift + 1) as usize) << SUB_BITS) + ((v >> shift) & (SUB - 1)) as usize
+    }
+
+    /// The smallest value of bucket `i`, and the bucket's width.
+    fn bucket(i: usize) -> (u64, u64) {
+        if i < SUB as usize {
+            return (i as u64, 1);
+        }
+        let shift = (i >> SUB_BITS) as u32 - 1;
+        let sub = (i as u64) & (SUB - 1);
+        ((SUB + sub) << shift, 1 << shift)
+    }
+
+    /// Counts one value.
+    pub fn record(&mut self, nanos: u64) {
+        self.counts[Self::index(nanos)] += 1;
+        self.total += 1;
+        self.max = self.max.max(nanos);
+    }
+
+    /// Counts one duration.
+    pub fn record_duration(&mut self, d: Duration) {
+        self.record(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// Adds another histogram's counts to this one.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.total += other.total;
+        self.max = self.max.max(other.max);
+    }
+
+    /// Values counted.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    /// True when nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// The largest value counted (exact).
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    /// The `q`-quantile (0 ≤ q ≤ 1): the midpoint of the bucket that holds
+    /// it, never above the maximum (the maximum itself for the last rank); 0
+    /// when empty.
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.total == 0 {
+            return 0;
+        }
+        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        if rank == self.total {
+            return self.max;
+        }
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                let (low, width) = Self::bucket(i);
+                return (low + width / 2).min(self.max);
+            }
+        }
+        self.max
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +299,27 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn histogram_quantiles_within_three_percent() {
+        let mut h = Histogram::default();
+        for v in 1..=100_000u64 {
+            h.record(v);
+        }
+        for (q, want) in [(0.5, 50_000.0), (0.99, 99_000.0), (0.001, 100.0)] {
+            let got = h.quantile(q) as f64;
+            assert!((got - want).abs() / want < 0.03, "q{q}: {got} vs {want}");
+        }
+        assert_eq!(h.max(), 100_000);
+        assert_eq!(h.quantile(1.0), 100_000);
+        let mut small = Histogram::default();
+        small.record(7);
+        small.record(u64::MAX);
+        assert_eq!(small.quantile(0.5), 7);
+        let mut merged = Histogram::default();
+        merged.merge(&h);
+        merged.merge(&small);
+        assert_eq!(merged.len(), 100_002);
     }
 }
