@@ -113,6 +113,15 @@ where
     total
 }
 
+/// The same line without the time (formatting a timestamp is a good part
+/// of a log line's cost; tidings formats it later, on the worker).
+fn json_line_untimed(i: u64) -> String {
+    format!(
+        "{{\"level\":\"error\",\"kind\":\"database_failure\",\"message\":\"{}\",\"attempt\":{i}}}\n",
+        message()
+    )
+}
+
 /// The JSON line the peers format: what a log line of this error is.
 fn json_line(i: u64) -> String {
     format!(
@@ -197,6 +206,28 @@ fn bench_caller(c: &mut Criterion) {
             });
         });
 
+        group.bench_function(
+            BenchmarkId::new("appender/format_write_untimed", threads),
+            |b| {
+                let (writer, _guard) =
+                    tracing_appender::non_blocking::NonBlockingBuilder::default()
+                        .buffered_lines_limit(CAPACITY * 2)
+                        .lossy(false)
+                        .finish(std::io::sink());
+                b.iter_custom(|iters| {
+                    timed(
+                        iters,
+                        threads,
+                        |i| {
+                            let line = json_line_untimed(i);
+                            let _ = std::hint::black_box(writer.clone().write_all(line.as_bytes()));
+                        },
+                        || std::thread::sleep(Duration::from_millis(20)),
+                    )
+                });
+            },
+        );
+
         group.bench_function(BenchmarkId::new("raw/format_channel", threads), |b| {
             let (tx, rx) = async_channel::bounded::<Box<String>>(CAPACITY * 2);
             let consumer = std::thread::spawn(move || {
@@ -226,7 +257,54 @@ fn bench_caller(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_caller);
+/// The pipeline's ceiling: prebuilt reports through `report()` and the
+/// worker into a sink that takes them and does nothing, one producer
+/// thread, timed until every report is settled. Time per report; its
+/// inverse is reports per second.
+fn bench_pipeline(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pipeline");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    group.bench_function("null_sink", |b| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let (reporter, guard) = tidings_tokio::start_on(
+            rt.handle().clone(),
+            Reporter::builder()
+                .service("bench")
+                .folding(Folding::off())
+                .sink(tidings_bench::NopSink)
+                .capacity(CAPACITY)
+                .overflow(Overflow::Block {
+                    timeout: Duration::from_secs(60),
+                })
+                .log_to_stderr(false),
+        )
+        .expect("reporter");
+        let template = tidings_bench::report(0);
+        b.iter_custom(|iters| {
+            let reports: Vec<Report> = (0..iters).map(|_| template.clone()).collect();
+            let start = Instant::now();
+            for r in reports {
+                let _ = std::hint::black_box(reporter.report(r));
+            }
+            while reporter.stats().in_flight > 0 {
+                std::hint::spin_loop();
+            }
+            start.elapsed()
+        });
+        let s = guard.shutdown_blocking();
+        assert_eq!(s.stats.refused, 0);
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_caller, bench_pipeline);
 
 fn main() {
     benches();

@@ -37,6 +37,9 @@ pub(crate) struct Entry {
     /// For an aggregate report: the write-ahead records of the reports it
     /// folded, released once it is delivered or spilled.
     pub(crate) folded_records: Option<Box<RangeSet>>,
+    /// For a folded report: the aggregate that counts it (its outcome is
+    /// made from this when asked for, not built for every fold).
+    folded_into: Option<ReportId>,
     state: AtomicU8,
     /// True while a [`Receipt`] for this entry is alive: only then is a
     /// detailed [`Outcome`] built (it costs allocations per report).
@@ -53,6 +56,7 @@ impl Entry {
             report,
             record: None,
             folded_records: None,
+            folded_into: None,
             state: AtomicU8::new(PENDING),
             watched: AtomicBool::new(true),
             outcome: Mutex::new(None),
@@ -64,6 +68,14 @@ impl Entry {
     pub(crate) fn with_record(mut self, record: Option<RecordId>) -> Self {
         self.record = record;
         self
+    }
+
+    /// A report folded into the aggregate `into`: settled from the start.
+    pub(crate) fn folded(report: Report, into: ReportId) -> Self {
+        let mut e = Self::new(report);
+        e.folded_into = Some(into);
+        e.state = AtomicU8::new(FOLDED);
+        e
     }
 
     /// An entry that belongs to no reporter (for [`crate::Batch::from_reports`]).
@@ -99,7 +111,6 @@ impl Entry {
             StatusKind::Delivered => DELIVERED,
             StatusKind::Spilled => SPILLED,
             StatusKind::Lost => LOST,
-            StatusKind::Folded => FOLDED,
         };
         self.state.store(final_state, Ordering::Release);
         self.done.notify(usize::MAX);
@@ -122,7 +133,7 @@ impl Entry {
                 to: String::new(),
             },
             FOLDED => Status::Folded {
-                into: self.report.id,
+                into: self.folded_into.unwrap_or(self.report.id),
             },
             _ => Status::Lost {
                 reason: String::from("fallback failed"),
@@ -142,7 +153,6 @@ pub(crate) enum StatusKind {
     Delivered,
     Spilled,
     Lost,
-    Folded,
 }
 
 /// What happened to one report, in the end.

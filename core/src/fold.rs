@@ -123,7 +123,16 @@ const SHARDS: usize = 16;
 
 pub(crate) struct FoldTable {
     config: Folding,
-    shards: Vec<Mutex<Table>>,
+    shards: Vec<Mutex<Shard>>,
+    /// Set the first time the table is full (said once, counted always).
+    full_said: std::sync::atomic::AtomicBool,
+}
+
+struct Shard {
+    table: Table,
+    /// When a full shard was last swept for ended windows: at most once per
+    /// tenth of a window, so a full table does not sweep at every report.
+    last_sweep: Option<Instant>,
 }
 
 /// One fingerprint's current window.
@@ -166,7 +175,15 @@ impl FoldTable {
     pub(crate) fn new(config: Folding) -> Self {
         FoldTable {
             config,
-            shards: (0..SHARDS).map(|_| Mutex::new(Table::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        table: Table::default(),
+                        last_sweep: None,
+                    })
+                })
+                .collect(),
+            full_said: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -174,7 +191,14 @@ impl FoldTable {
         self.config.enabled
     }
 
-    fn shard(&self, fingerprint: Fingerprint) -> &Mutex<Table> {
+    /// True the first time it is asked after the table was full.
+    pub(crate) fn first_time_full(&self) -> bool {
+        !self
+            .full_said
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn shard(&self, fingerprint: Fingerprint) -> &Mutex<Shard> {
         &self.shards[(fingerprint.bits() as usize) % SHARDS]
     }
 
@@ -188,16 +212,27 @@ impl FoldTable {
         record: Option<RecordId>,
     ) -> Decision {
         let cap = self.config.max_fingerprints.div_ceil(SHARDS).max(1);
-        let mut shard = lock(self.shard(fingerprint));
+        let mut guard = lock(self.shard(fingerprint));
+        let shard = &mut *guard;
         let mut closed = None;
-        if !shard.contains_key(&fingerprint.bits()) && shard.len() >= cap {
-            // Make room: drop windows that ended and folded nothing.
-            shard.retain(|_, s| now < s.window_end || s.folded.is_some());
-            if shard.len() >= cap {
+        if !shard.table.contains_key(&fingerprint.bits()) && shard.table.len() >= cap {
+            // Make room: drop windows that ended and folded nothing (the
+            // worker's sweep takes those that folded something).
+            let due = shard
+                .last_sweep
+                .is_none_or(|at| now.saturating_duration_since(at) >= self.config.window / 10);
+            if due {
+                shard.last_sweep = Some(now);
+                shard
+                    .table
+                    .retain(|_, s| now < s.window_end || s.folded.is_some());
+            }
+            if shard.table.len() >= cap {
                 return Decision::TableFull(None);
             }
         }
         let state = shard
+            .table
             .entry(fingerprint.bits())
             .or_insert_with(|| FoldState {
                 window_end: now + self.config.window,
@@ -226,7 +261,7 @@ impl FoldTable {
         let mut out = Vec::new();
         for shard in &self.shards {
             let mut shard = lock(shard);
-            shard.retain(|_, s| {
+            shard.table.retain(|_, s| {
                 let ended = everything || now >= s.window_end;
                 if ended {
                     out.extend(s.folded.take());

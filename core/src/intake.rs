@@ -32,9 +32,9 @@ use event_listener::{Event, EventListener, Listener};
 use futures::future::{self, Either};
 
 use crate::config::{Late, Overflow};
-use crate::entry::{Entry, Outcome, Receipt, SpillReason, Status, StatusKind};
+use crate::entry::{Entry, Receipt, SpillReason};
 use crate::fold::{Aggregate, Decision};
-use crate::report::{Report, ReportId};
+use crate::report::Report;
 use crate::shared::Shared;
 use crate::stats::inc;
 use crate::sync::{Arc, Ordering};
@@ -159,18 +159,10 @@ enum Turned {
 }
 
 impl<'a> Admission<'a> {
-    /// Prepares `report` (source, normalization), writes it ahead to the
-    /// spool in write-ahead mode while intake is open, and counts it in
-    /// flight.
-    fn begin(shared: &'a Shared, mut report: Report) -> Self {
-        shared.prepare(&mut report);
-        let record = if shared.is_running() {
-            shared.write_ahead(&report)
-        } else {
-            None
-        };
-        let entry = Arc::new(Entry::new(report).with_record(record));
-        // Counted before anyone else can see it: in_flight never underflows.
+    /// Admits `entry` (prepared, written ahead where it applies), counted
+    /// in flight before anyone else can see it: in_flight never
+    /// underflows.
+    fn new(shared: &'a Shared, entry: Entry) -> Self {
         shared
             .counters
             .producer
@@ -178,7 +170,7 @@ impl<'a> Admission<'a> {
             .fetch_add(1, Ordering::AcqRel);
         Admission {
             shared,
-            entry: Some(entry),
+            entry: Some(Arc::new(entry)),
         }
     }
 
@@ -221,26 +213,6 @@ impl<'a> Admission<'a> {
             reason,
             report: Box::new(unwrap_report(entry)),
         }
-    }
-
-    /// Folded into the aggregate `into` (see [`crate::fold`]): accepted,
-    /// and settled at once as folded; never queued. Its write-ahead record
-    /// stays with the aggregate.
-    fn fold(mut self, into: ReportId) -> Receipt {
-        let entry = self.entry.take().expect("not ended");
-        let counters = &self.shared.counters.producer;
-        inc(&counters.accepted);
-        inc(&counters.folded);
-        counters.in_flight.fetch_sub(1, Ordering::AcqRel);
-        if entry.claim() {
-            let outcome = entry.is_watched().then(|| Outcome {
-                id: entry.report.id,
-                status: Status::Folded { into },
-                sinks: Vec::new(),
-            });
-            entry.finish(outcome, StatusKind::Folded);
-        }
-        Receipt::new(entry)
     }
 
     /// Intake is closed (shutdown began): the late policy.
@@ -288,43 +260,62 @@ fn screen(shared: &Shared, mut report: Report) -> Result<Report, Refused> {
     }
 }
 
+/// Prepares `report` — source, normalization, scrubbing, fingerprint —
+/// and writes it ahead to the spool in write-ahead mode while intake is
+/// open.
+fn prepare(shared: &Shared, mut report: Report) -> (Report, Option<crate::spool::RecordId>) {
+    shared.prepare(&mut report);
+    let record = if shared.is_running() {
+        shared.write_ahead(&report)
+    } else {
+        None
+    };
+    (report, record)
+}
+
 /// Screens, prepares and admits `report`, folding it when it is a repeat
 /// beyond the threshold. `Ok` is a receipt already settled (folded);
-/// `Err` the admission to offer to the queue.
+/// `Err` the admission to offer to the queue. The fold is decided before
+/// the report is tracked, so a folded report costs no queue slot, no
+/// in-flight count and no outcome of its own.
 fn admit(shared: &Shared, report: Report) -> Result<Result<Receipt, Admission<'_>>, Refused> {
     let report = screen(shared, report)?;
-    let admission = Admission::begin(shared, report);
-    if !shared.folds.enabled() || !shared.is_running() {
-        return Ok(Err(admission));
-    }
-    let entry = admission.entry();
-    let Some(fingerprint) = entry.report.fingerprint else {
-        return Ok(Err(admission));
-    };
-    let now = shared.runtime.now();
-    let (folded_into, closed) =
-        match shared
-            .folds
-            .decide(&entry.report, fingerprint, now, entry.record)
-        {
+    let (report, record) = prepare(shared, report);
+    let fingerprint = report
+        .fingerprint
+        .filter(|_| shared.folds.enabled() && shared.is_running());
+    if let Some(fingerprint) = fingerprint {
+        let now = shared.runtime.now();
+        let (folded_into, closed) = match shared.folds.decide(&report, fingerprint, now, record) {
             Decision::Pass(closed) => (None, closed),
             Decision::Folded(into, closed) => (Some(into), closed),
             Decision::TableFull(closed) => {
                 inc(&shared.counters.producer.fold_table_full);
-                shared.note(
-                    "folding",
-                    "the fold table is full: reports with new fingerprints go out unfolded",
-                );
+                if shared.folds.first_time_full() {
+                    shared.note(
+                        "folding",
+                        "the fold table is full: reports with new fingerprints go out unfolded",
+                    );
+                }
                 (None, closed)
             }
         };
-    if let Some(aggregate) = closed {
-        emit_aggregate(shared, aggregate);
+        if let Some(aggregate) = closed {
+            emit_aggregate(shared, aggregate);
+        }
+        if let Some(into) = folded_into {
+            // Settled as it is made: its write-ahead record stays with the
+            // aggregate, which releases it.
+            let counters = &shared.counters.producer;
+            inc(&counters.accepted);
+            inc(&counters.folded);
+            return Ok(Ok(Receipt::new(Arc::new(Entry::folded(report, into)))));
+        }
     }
-    Ok(match folded_into {
-        Some(into) => Ok(admission.fold(into)),
-        None => Err(admission),
-    })
+    Ok(Err(Admission::new(
+        shared,
+        Entry::new(report).with_record(record),
+    )))
 }
 
 /// Sends an aggregate report (folded repeats, see [`crate::fold`]) like
@@ -332,17 +323,14 @@ fn admit(shared: &Shared, report: Report) -> Result<Result<Receipt, Admission<'_
 /// closed it is spilled. The records of the reports it folded are released
 /// once it is delivered or spilled.
 pub(crate) fn emit_aggregate(shared: &Shared, aggregate: Aggregate) {
-    let (mut report, records) = aggregate.into_report();
-    shared.prepare(&mut report);
+    let (report, records) = aggregate.into_report();
+    let (report, record) = prepare(shared, report);
     inc(&shared.counters.producer.aggregates);
-    let mut admission = Admission::begin(shared, report);
+    let mut entry = Entry::new(report).with_record(record);
     if !records.is_empty() {
-        // Only this admission holds the entry so far: set before it is
-        // offered.
-        if let Some(entry) = admission.entry.as_mut().and_then(Arc::get_mut) {
-            entry.folded_records = Some(Box::new(records));
-        }
+        entry.folded_records = Some(Box::new(records));
     }
+    let admission = Admission::new(shared, entry);
     match admission.offer() {
         Ok(_receipt) => {}
         Err((admission, Turned::Full)) => {

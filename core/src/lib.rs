@@ -127,6 +127,7 @@ mod lifecycle;
 pub mod nats;
 mod replay;
 mod report;
+mod report_json;
 mod reporter;
 mod runtime;
 pub mod scrub;
