@@ -460,6 +460,30 @@ impl Subscriber {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+
+    /// Waits until every id in `expected` arrived or `timeout` passed, then
+    /// returns a copy of what arrived. Unlike [`Subscriber::wait_for`], a
+    /// count is not enough here: reports that were published but spilled at
+    /// a teardown (at-least-once) may arrive too, and must not stand in for
+    /// a delivered one that has not arrived yet.
+    pub fn wait_for_all(&self, expected: &[ReportId], timeout: Duration) -> Arrivals {
+        let deadline = Instant::now() + timeout;
+        let expected: std::collections::HashSet<ReportId> = expected.iter().copied().collect();
+        loop {
+            {
+                let a = self.arrivals.lock().unwrap();
+                let seen: std::collections::HashSet<ReportId> = a.ids.iter().copied().collect();
+                if expected.is_subset(&seen) || Instant::now() >= deadline {
+                    return Arrivals {
+                        ids: a.ids.clone(),
+                        reports: a.reports.clone(),
+                        unparsable: a.unparsable,
+                    };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 impl Drop for Subscriber {

@@ -556,7 +556,7 @@ fn runtime_dropped_right_after_reporting(multi_thread: bool) {
 
     // Everything flushed before the teardown reached the server.
     let (delivered, spilled) = settled(&receipts);
-    let arrived = sub.wait_for(delivered.len(), Duration::from_secs(30));
+    let arrived = sub.wait_for_all(&delivered, Duration::from_secs(30));
     let arrived = as_set(&arrived.ids);
     assert!(as_set(&delivered).is_subset(&arrived));
     let everywhere: HashSet<ReportId> = arrived.union(&as_set(&spilled)).copied().collect();
@@ -607,7 +607,7 @@ fn guard_dropped_inside(multi_thread: bool) -> (Ending, Stats) {
         let summary = reporter.summary().expect("the guard closed the reporter");
         assert_all_somewhere(&receipts, &spill, &summary.stats);
         let (delivered, _) = settled(&receipts);
-        let arrived = sub.wait_for(delivered.len(), Duration::from_secs(30));
+        let arrived = sub.wait_for_all(&delivered, Duration::from_secs(30));
         assert!(as_set(&delivered).is_subset(&as_set(&arrived.ids)));
         drop(rt);
         (summary.ended_by, summary.stats)
