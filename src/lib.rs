@@ -93,10 +93,10 @@
 //!
 //! | feature | module | what |
 //! |---|---|---|
-//! | `tracing` | [`tracing`](mod@crate::tracing) | a `tracing_subscriber::Layer`: events at ERROR (or a level you choose) become reports, with fields, spans and the error's cause chain |
-//! | `log` | [`log`](mod@crate::log) | a `log::Log` that reports records at `Error` and forwards every record to your logger |
+//! | `tracing` | `tidings::tracing` | a `tracing_subscriber::Layer`: events at ERROR (or a level you choose) become reports, with fields, spans and the error's cause chain |
+//! | `log` | `tidings::log` | a `log::Log` that reports records at `Error` and forwards every record to your logger |
 //! | — (always) | [`panic`](mod@crate::panic) | a panic hook: each panic a Critical report; with a write-ahead spool it survives `panic = "abort"` |
-//! | `metrics` | [`metrics`](mod@crate::metrics) | the counters through the `metrics` facade |
+//! | `metrics` | `tidings::metrics` | the counters through the `metrics` facade |
 //! | — (always) | [`Settings`] | configuration from the environment or a TOML/YAML section; each adapter's `init()` |
 //!
 //! ## Errors from anyhow and eyre

@@ -8,7 +8,7 @@
 //! stays accounted for, as a count in an aggregate report that is itself
 //! delivered, spilled or lost like any other report.
 //!
-//! * Every report has a [`Fingerprint`](crate::Fingerprint): the one it was
+//! * Every report has a [`Fingerprint`]: the one it was
 //!   given ([`Report::with_fingerprint`](crate::Report::with_fingerprint)),
 //!   else one derived from its service, kind and message with the volatile
 //!   parts of the message masked (see [`Fingerprint::of`](crate::Fingerprint::of)).

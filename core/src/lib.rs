@@ -159,7 +159,7 @@ pub use intake::{Refused, RefusedReason};
 pub use lifecycle::Phase;
 pub use report::{
     Encoded, Fingerprint, InvalidReportId, Report, ReportId, Severity, Source, Timestamp, TooLarge,
-    SCHEMA_VERSION,
+    FINGERPRINT_MESSAGE_BYTES, SCHEMA_VERSION,
 };
 pub use reporter::{Observer, Reporter};
 pub use runtime::{BoxSleep, BoxTask, LiveTask, LiveTasks, Runtime, SpawnError};
