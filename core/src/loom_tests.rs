@@ -47,21 +47,14 @@ fn reporter(late: Late, fallback: &MemoryFallback) -> (Reporter, ManualRuntime) 
 /// delivered — exactly the calls `worker::start_batch` / `deliver_batch`
 /// make, without a sink in between.
 fn worker_step(shared: &Arc<Shared>) {
-    let mut taken: Vec<Arc<Entry>> = Vec::new();
-    while let Ok(e) = shared.rx.try_recv() {
-        taken.push(e);
-    }
+    let taken: Vec<Arc<Entry>> = std::iter::from_fn(|| shared.queue.try_take()).collect();
     if taken.is_empty() {
         return;
     }
+    shared.queue.took(taken.len());
     if let Some(in_flight) = Shared::register(shared, Batch::new(taken)) {
-        let mut delivered = 0;
-        for e in in_flight.batch.entries.iter() {
-            if shared.settle_delivered_uncounted(e, Vec::new) {
-                delivered += 1;
-            }
-        }
-        shared.count_delivered(delivered);
+        let batch = &in_flight.batch;
+        shared.settle_delivered(batch, 0..batch.len(), &|_| Vec::new());
     }
 }
 
@@ -72,7 +65,7 @@ fn check(reporter: &Reporter, fallback: &MemoryFallback, accepted: usize) {
     assert_eq!(stats.lost, 0);
     assert_eq!(stats.accepted as usize, accepted, "{stats:?}");
     assert_eq!(stats.spilled as usize, fallback.reports().len());
-    assert!(reporter.handle_shared().rx.is_empty());
+    assert!(reporter.handle_shared().queue.try_take().is_none());
 }
 
 #[test]
