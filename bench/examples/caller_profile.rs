@@ -2,7 +2,9 @@
 //! `Report::error(..).with_context(..)` and handed to `report()` on one
 //! thread while a tokio worker drains into a serializing sink. Run under
 //! `valgrind --tool=callgrind --separate-threads=yes` to see where the
-//! caller's instructions go (`folding` as the argument: with folding on).
+//! caller's instructions go (`folding` as the argument: with folding on, so
+//! all but the first 100 are folded; `passing`: folding on with no
+//! threshold, so every report is fingerprinted and looked up, none folded).
 
 use std::time::Duration;
 
@@ -27,7 +29,14 @@ impl Sink for SerializeSink {
 }
 
 fn main() {
-    let folding = std::env::args().nth(1).as_deref() == Some("folding");
+    let folding = match std::env::args().nth(1).as_deref() {
+        Some("folding") => Folding::default(),
+        Some("passing") => Folding {
+            threshold: u32::MAX,
+            ..Folding::default()
+        },
+        _ => Folding::off(),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -37,11 +46,7 @@ fn main() {
         rt.handle().clone(),
         Reporter::builder()
             .service("bench")
-            .folding(if folding {
-                Folding::default()
-            } else {
-                Folding::off()
-            })
+            .folding(folding)
             .sink(SerializeSink)
             .capacity(1 << 18)
             .overflow(Overflow::Reject)

@@ -1035,7 +1035,7 @@ mod tests {
             .collect();
         let mut rng = fastrand::Rng::with_seed(7);
         for _ in 0..5000 {
-            let len = rng.usize(0..80);
+            let len = rng.usize(0..300);
             let message: String = (0..len)
                 .map(|_| alphabet[rng.usize(..alphabet.len())])
                 .collect();
@@ -1043,6 +1043,39 @@ mod tests {
             write_masked(&mut h, &message);
             assert_eq!(h.finish(), reference(&message), "{message:?}");
         }
+    }
+
+    /// Fingerprints are stored and compared across processes and
+    /// versions: the hash of a given text never changes.
+    #[test]
+    fn fingerprints_are_pinned() {
+        let masked = |text: &str| {
+            let mut h = FingerprintHasher::new();
+            h.write(b"svc");
+            h.write(&[0xff]);
+            h.write(b"database_failure");
+            h.write(&[0xff]);
+            write_masked(&mut h, text);
+            h.finish()
+        };
+        let long = format!("refused by 10.0.0.7:5432 after {}", "x".repeat(300));
+        let got = [
+            Fingerprint::from_key("").bits(),
+            Fingerprint::from_key("db-timeout").bits(),
+            masked("query 17 failed on 10.0.0.7"),
+            masked(message_head(&long)),
+            masked("user42x lost 0xdeadbeef-01 é"),
+        ];
+        assert_eq!(
+            got,
+            [
+                0xd102_b704_521d_c6eb,
+                0xcd33_2356_784f_8612,
+                0xdcd0_755f_c4ef_5c61,
+                0x4991_5d24_5638_fe5c,
+                0x7497_a99d_3780_b93a,
+            ]
+        );
     }
 
     #[test]
