@@ -1114,7 +1114,7 @@ impl fmt::Debug for NatsSink {
 ///
 /// [`TlsMaterial`]: tidings_core::nats::TlsMaterial
 mod tls {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use async_nats::rustls;
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -1122,14 +1122,10 @@ mod tls {
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
     use rustls::sign::CertifiedKey;
     use rustls::{ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
-    use tidings_core::nats::{TlsMaterial, TlsSeen};
+    use tidings_core::nats::TlsMaterial;
     use tidings_core::ConfigError;
 
-    type Seen = Arc<Mutex<TlsSeen>>;
-
-    fn note(seen: &Seen, f: impl FnOnce(&mut TlsSeen)) {
-        f(&mut seen.lock().unwrap_or_else(|e| e.into_inner()));
-    }
+    tidings_core::__tidings_tls_hooks!();
 
     /// The client configuration for `material`; the hooks write into
     /// `seen`. A key that does not belong to its certificate fails here,
@@ -1187,84 +1183,6 @@ mod tls {
             .with_custom_certificate_verifier(verifier)
             .with_client_cert_resolver(Arc::new(ClientCert { key, seen }));
         Ok(config)
-    }
-
-    /// Verifies the server's certificate with the configured roots, for the
-    /// configured server name when there is one, and notes the result.
-    #[derive(Debug)]
-    struct Verifier {
-        inner: Arc<WebPkiServerVerifier>,
-        name: Option<ServerName<'static>>,
-        seen: Seen,
-    }
-
-    impl ServerCertVerifier for Verifier {
-        fn verify_server_cert(
-            &self,
-            end_entity: &CertificateDer<'_>,
-            intermediates: &[CertificateDer<'_>],
-            server_name: &ServerName<'_>,
-            ocsp_response: &[u8],
-            now: UnixTime,
-        ) -> Result<ServerCertVerified, Error> {
-            let name = self.name.as_ref().unwrap_or(server_name);
-            let verified =
-                self.inner
-                    .verify_server_cert(end_entity, intermediates, name, ocsp_response, now);
-            note(&self.seen, |s| {
-                s.server_cert = Some(verified.as_ref().map(drop).map_err(|e| e.to_string()))
-            });
-            verified
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, Error> {
-            self.inner.verify_tls12_signature(message, cert, dss)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, Error> {
-            self.inner.verify_tls13_signature(message, cert, dss)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            // Asked while the client hello is written: a handshake began.
-            note(&self.seen, |s| s.handshake_started = true);
-            self.inner.supported_verify_schemes()
-        }
-    }
-
-    /// Presents the configured client certificate, and notes that the
-    /// server asked for one.
-    #[derive(Debug)]
-    struct ClientCert {
-        key: Option<Arc<CertifiedKey>>,
-        seen: Seen,
-    }
-
-    impl ResolvesClientCert for ClientCert {
-        fn resolve(
-            &self,
-            _root_hint_subjects: &[&[u8]],
-            _sigschemes: &[SignatureScheme],
-        ) -> Option<Arc<CertifiedKey>> {
-            note(&self.seen, |s| {
-                s.client_cert_asked = Some(self.key.is_some())
-            });
-            self.key.clone()
-        }
-
-        fn has_certs(&self) -> bool {
-            self.key.is_some()
-        }
     }
 }
 

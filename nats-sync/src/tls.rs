@@ -5,22 +5,17 @@
 //! verifies the configured server name instead of the URL's host) and a
 //! client-certificate resolver that notes when the server asks for one.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
-use tidings_core::nats::{NatsConfig, TlsMaterial, TlsSeen};
+use tidings_core::nats::{NatsConfig, TlsMaterial};
 use tidings_core::ConfigError;
 
-/// What the hooks of one connect attempt saw.
-pub(crate) type Seen = Arc<Mutex<TlsSeen>>;
-
-fn note(seen: &Seen, f: impl FnOnce(&mut TlsSeen)) {
-    f(&mut seen.lock().unwrap_or_else(|e| e.into_inner()));
-}
+tidings_core::__tidings_tls_hooks!();
 
 /// Checks the TLS settings as far as this stack can before connecting:
 /// core reads the files; here the key must load and belong to the
@@ -115,83 +110,5 @@ fn check_key_matches(
         Ok(())
     } else {
         Err("the key does not belong to the certificate (its public key differs)".to_owned())
-    }
-}
-
-/// Verifies the server's certificate with the configured roots, for the
-/// configured server name when there is one, and notes the result.
-#[derive(Debug)]
-struct Verifier {
-    inner: Arc<WebPkiServerVerifier>,
-    name: Option<ServerName<'static>>,
-    seen: Seen,
-}
-
-impl ServerCertVerifier for Verifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, Error> {
-        let name = self.name.as_ref().unwrap_or(server_name);
-        let verified =
-            self.inner
-                .verify_server_cert(end_entity, intermediates, name, ocsp_response, now);
-        note(&self.seen, |s| {
-            s.server_cert = Some(verified.as_ref().map(drop).map_err(|e| e.to_string()))
-        });
-        verified
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        // Asked while the client hello is written: a handshake began.
-        note(&self.seen, |s| s.handshake_started = true);
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// Presents the configured client certificate, and notes that the server
-/// asked for one.
-#[derive(Debug)]
-struct ClientCert {
-    key: Option<Arc<CertifiedKey>>,
-    seen: Seen,
-}
-
-impl ResolvesClientCert for ClientCert {
-    fn resolve(
-        &self,
-        _root_hint_subjects: &[&[u8]],
-        _sigschemes: &[SignatureScheme],
-    ) -> Option<Arc<CertifiedKey>> {
-        note(&self.seen, |s| {
-            s.client_cert_asked = Some(self.key.is_some())
-        });
-        self.key.clone()
-    }
-
-    fn has_certs(&self) -> bool {
-        self.key.is_some()
     }
 }

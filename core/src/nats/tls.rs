@@ -249,6 +249,118 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
     })
 }
 
+/// The two TLS hooks both NATS sinks install, written once: a
+/// server-certificate verifier (checks the configured roots, for the
+/// configured server name instead of the URL's host when there is one) and
+/// a client-certificate resolver, both noting what they saw in a
+/// [`TlsSeen`](crate::nats::TlsSeen) so that
+/// [`ConnectFailure::classify`](crate::nats::ConnectFailure::classify)
+/// reads a failed handshake the same way on either stack.
+///
+/// A macro, not types: the two clients link different rustls versions
+/// (async-nats 0.23, the sync `nats` client 0.22), whose traits are
+/// distinct. It expands against the caller's imports of
+/// `ServerCertVerifier`, `HandshakeSignatureValid`, `ServerCertVerified`,
+/// `WebPkiServerVerifier`, `ResolvesClientCert`, `CertifiedKey`,
+/// `CertificateDer`, `ServerName`, `UnixTime`, `DigitallySignedStruct`,
+/// `SignatureScheme` and `Error` from its rustls, and defines `Seen`,
+/// `note`, `Verifier` and `ClientCert` there. Not part of the API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __tidings_tls_hooks {
+    () => {
+        /// What the hooks of one connect attempt saw.
+        pub(crate) type Seen = ::std::sync::Arc<::std::sync::Mutex<$crate::nats::TlsSeen>>;
+
+        fn note(seen: &Seen, f: impl FnOnce(&mut $crate::nats::TlsSeen)) {
+            f(&mut seen.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+
+        /// Verifies the server's certificate with the configured roots, for
+        /// the configured server name when there is one, and notes the
+        /// result.
+        #[derive(Debug)]
+        struct Verifier {
+            inner: ::std::sync::Arc<WebPkiServerVerifier>,
+            name: Option<ServerName<'static>>,
+            seen: Seen,
+        }
+
+        impl ServerCertVerifier for Verifier {
+            fn verify_server_cert(
+                &self,
+                end_entity: &CertificateDer<'_>,
+                intermediates: &[CertificateDer<'_>],
+                server_name: &ServerName<'_>,
+                ocsp_response: &[u8],
+                now: UnixTime,
+            ) -> Result<ServerCertVerified, Error> {
+                let name = self.name.as_ref().unwrap_or(server_name);
+                let verified = self.inner.verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    name,
+                    ocsp_response,
+                    now,
+                );
+                note(&self.seen, |s| {
+                    s.server_cert = Some(verified.as_ref().map(drop).map_err(|e| e.to_string()))
+                });
+                verified
+            }
+
+            fn verify_tls12_signature(
+                &self,
+                message: &[u8],
+                cert: &CertificateDer<'_>,
+                dss: &DigitallySignedStruct,
+            ) -> Result<HandshakeSignatureValid, Error> {
+                self.inner.verify_tls12_signature(message, cert, dss)
+            }
+
+            fn verify_tls13_signature(
+                &self,
+                message: &[u8],
+                cert: &CertificateDer<'_>,
+                dss: &DigitallySignedStruct,
+            ) -> Result<HandshakeSignatureValid, Error> {
+                self.inner.verify_tls13_signature(message, cert, dss)
+            }
+
+            fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+                // Asked while the client hello is written: a handshake began.
+                note(&self.seen, |s| s.handshake_started = true);
+                self.inner.supported_verify_schemes()
+            }
+        }
+
+        /// Presents the configured client certificate, and notes that the
+        /// server asked for one.
+        #[derive(Debug)]
+        struct ClientCert {
+            key: Option<::std::sync::Arc<CertifiedKey>>,
+            seen: Seen,
+        }
+
+        impl ResolvesClientCert for ClientCert {
+            fn resolve(
+                &self,
+                _root_hint_subjects: &[&[u8]],
+                _sigschemes: &[SignatureScheme],
+            ) -> Option<::std::sync::Arc<CertifiedKey>> {
+                note(&self.seen, |s| {
+                    s.client_cert_asked = Some(self.key.is_some())
+                });
+                self.key.clone()
+            }
+
+            fn has_certs(&self) -> bool {
+                self.key.is_some()
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
