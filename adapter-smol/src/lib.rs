@@ -123,7 +123,7 @@ impl Runtime for SmolRuntime {
 
 /// Starts a reporter whose worker is a task on smol's global executor.
 pub fn start(builder: ReporterBuilder) -> Result<(Reporter, Guard), BuildError> {
-    start_with(SmolRuntime::global(), builder)
+    Guard::start(SmolRuntime::global(), builder)
 }
 
 /// Starts a reporter on smol's global executor configured by the environment: the NATS
@@ -158,14 +158,7 @@ pub fn start_on(
     executor: &Arc<Executor<'static>>,
     builder: ReporterBuilder,
 ) -> Result<(Reporter, Guard), BuildError> {
-    start_with(SmolRuntime::on(executor), builder)
-}
-
-fn start_with(
-    runtime: SmolRuntime,
-    builder: ReporterBuilder,
-) -> Result<(Reporter, Guard), BuildError> {
-    Guard::start(runtime, builder)
+    Guard::start(SmolRuntime::on(executor), builder)
 }
 
 /// Shuts the reporter down: `guard.shutdown().await` in async code; on

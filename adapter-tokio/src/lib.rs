@@ -103,7 +103,7 @@ pub fn start(builder: ReporterBuilder) -> Result<(Reporter, Guard), BuildError> 
             "tidings_tokio::start needs a tokio runtime context; use start_on(handle, builder)",
         ))
     })?;
-    start_with(runtime, builder)
+    Guard::start(runtime, builder)
 }
 
 /// Starts a reporter on the tokio runtime of the current context, configured by the environment: the NATS
@@ -140,14 +140,7 @@ pub async fn init() -> Result<(Reporter, Guard), BuildError> {
 /// Builds `builder` on the runtime behind `handle` (callable from any
 /// thread) and returns the reporter and its [`Guard`].
 pub fn start_on(handle: Handle, builder: ReporterBuilder) -> Result<(Reporter, Guard), BuildError> {
-    start_with(TokioRuntime::new(handle), builder)
-}
-
-fn start_with(
-    runtime: TokioRuntime,
-    builder: ReporterBuilder,
-) -> Result<(Reporter, Guard), BuildError> {
-    Guard::start(runtime, builder)
+    Guard::start(TokioRuntime::new(handle), builder)
 }
 
 /// Ends the reporter: `guard.shutdown().await` (recommended),

@@ -54,8 +54,9 @@ use bytes::Bytes;
 use futures::future::{self, Either};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tidings_core::nats::{
-    publish_refused_subject, ConnectFailure, Credentials, Delivery, DiscardPolicy, ExistingStream,
-    NatsConfig, Redactor, ServerAnswer, StreamCheck, StreamGate, StreamStorage, TlsSeen,
+    api_error_description, publish_denied, publish_refusal, ConnectFailure, Credentials, Delivery,
+    DiscardPolicy, ExistingStream, NatsConfig, Redactor, ServerAnswer, StreamCheck, StreamGate,
+    StreamStorage, TlsSeen,
 };
 use tidings_core::{Ack, Batch, ConfigError, Report, Sink, SinkError, SinkFuture};
 use tokio::sync::watch;
@@ -185,16 +186,13 @@ impl Link {
                 // A failed connect attempt: async-nats gives its kind only
                 // ("nats: TLS error"); core's table words it with what the
                 // TLS hooks saw during the attempt.
-                let text = self.redactor.clean(&e.to_string());
                 let seen = self.take_seen();
-                let seen = TlsSeen {
-                    server_cert: seen
-                        .server_cert
-                        .map(|r| r.map_err(|why| self.redactor.clean(&why))),
-                    ..seen
-                };
-                *lock(&self.last_error) =
-                    Some(ConnectFailure::classify(&text, &seen).describe(&self.servers));
+                *lock(&self.last_error) = Some(ConnectFailure::message(
+                    &e.to_string(),
+                    &seen,
+                    &self.redactor,
+                    &self.servers,
+                ));
             }
             Event::LameDuckMode | Event::Draining | Event::SlowConsumer(_) => {}
         }
@@ -207,10 +205,7 @@ impl Link {
     /// What the TLS hooks saw, and a fresh record for the next attempt.
     fn take_seen(&self) -> TlsSeen {
         let mut seen = lock(&self.seen);
-        let fresh = TlsSeen {
-            require_tls: seen.require_tls,
-            ..TlsSeen::default()
-        };
+        let fresh = TlsSeen::new(seen.require_tls);
         std::mem::replace(&mut *seen, fresh)
     }
 
@@ -220,15 +215,14 @@ impl Link {
         self.state.borrow().server_errors
     }
 
-    /// The publish refusals received after `mark`: subject → server text.
+    /// The publish refusals received after `mark`: subject → the server's
+    /// words.
     fn refusals_since(&self, mark: u64) -> Vec<(String, String)> {
         lock(&self.server_errors)
             .iter()
             .filter(|(n, _)| *n > mark)
-            .filter_map(|(_, text)| {
-                let subject = publish_refused_subject(text)?;
-                Some((subject.to_owned(), text.clone()))
-            })
+            .filter_map(|(_, text)| publish_refusal(text))
+            .map(|(subject, words)| (subject.to_owned(), words.to_owned()))
             .collect()
     }
 
@@ -299,10 +293,7 @@ async fn unless_lost<F: Future>(link: &Link, seen: LinkState, work: F) -> Option
 pub async fn connect_options(
     config: &NatsConfig,
 ) -> Result<(Vec<ServerAddr>, ConnectOptions), ConfigError> {
-    let seen = Arc::new(Mutex::new(TlsSeen {
-        require_tls: config.tls.require_tls,
-        ..TlsSeen::default()
-    }));
+    let seen = Arc::new(Mutex::new(TlsSeen::new(config.tls.require_tls)));
     options_for(config, seen).await
 }
 
@@ -345,13 +336,8 @@ async fn options_for(
             options.user_and_password(user.clone(), password.expose().to_owned())
         }
         Credentials::NKey(seed) => {
-            nkeys::KeyPair::from_seed(seed.expose()).map_err(|_| {
-                ConfigError::new(
-                    "nats.credentials",
-                    "the NKey seed does not decode (a damaged or truncated seed); it is \
-                     not shown",
-                )
-            })?;
+            nkeys::KeyPair::from_seed(seed.expose())
+                .map_err(|_| Credentials::undecodable_seed())?;
             options.nkey(seed.expose().to_owned())
         }
         Credentials::CredsFile(path) => {
@@ -393,10 +379,7 @@ impl NatsSink {
     /// connection task there).
     pub async fn connect(config: NatsConfig) -> Result<Self, ConfigError> {
         let redactor = Redactor::new(&config);
-        let seen = Arc::new(Mutex::new(TlsSeen {
-            require_tls: config.tls.require_tls,
-            ..TlsSeen::default()
-        }));
+        let seen = Arc::new(Mutex::new(TlsSeen::new(config.tls.require_tls)));
         let (servers, options) = options_for(&config, seen.clone()).await?;
         let link = Arc::new(Link {
             state: watch::Sender::new(LinkState::default()),
@@ -540,9 +523,7 @@ impl Inner {
             "the NATS connection is closed".to_owned()
         } else if self.client.connection_state() != State::Connected {
             match self.link.last_error() {
-                // A failed connect, already worded by core's table.
-                Some(e) if e.starts_with("not connected to ") => e,
-                Some(e) => format!("not connected to {}: {e}", self.link.servers),
+                Some(e) => ConnectFailure::not_connected(&self.link.servers, e),
                 None => format!("not connected to {}", self.link.servers),
             }
         } else {
@@ -634,14 +615,7 @@ impl Inner {
         if refused.is_empty() {
             return None;
         }
-        let subject = self.config.subject_for(report);
-        refused
-            .iter()
-            .find(|(s, _)| *s == subject)
-            .map(|(_, text)| {
-                let server_error = text.strip_prefix("nats: ").unwrap_or(text);
-                ServerAnswer::PublishDenied { server_error }.into_error(&subject)
-            })
+        publish_denied(refused, &self.config.subject_for(report))
     }
 
     /// Waits until the server has processed everything published before on
@@ -701,7 +675,9 @@ impl Inner {
                 .collect(),
         };
         let mut results: Vec<Option<Result<Ack, SinkError>>> = vec![None; n];
-        let stopped = {
+        // True when the windows stopped because the server refused one of
+        // this batch's subjects (not because the connection was lost).
+        let stopped_by_refusal = {
             let windows = pin!(async {
                 let mut payloads = encode_batch(batch, limit).into_iter();
                 let mut start = 0;
@@ -717,13 +693,10 @@ impl Inner {
             // as soon as the server says so, instead of at the ack timeout.
             let lost = pin!(self.link.lost(seen));
             let refused = pin!(self.link.refused(mark, &subjects));
-            match future::select(windows, future::select(lost, refused)).await {
-                Either::Left(((), _)) => None,
-                Either::Right((Either::Left(_), _)) => Some(ServerAnswer::ConnectionLost),
-                Either::Right((Either::Right(_), _)) => {
-                    Some(ServerAnswer::PublishDenied { server_error: "" })
-                }
-            }
+            matches!(
+                future::select(windows, future::select(lost, refused)).await,
+                Either::Right((Either::Right(_), _))
+            )
         };
         let refused = self.link.refusals_since(mark);
         results
@@ -736,16 +709,17 @@ impl Inner {
                     // An ack timeout or an error caused by a refusal reads
                     // as the refusal.
                     Some(Err(e)) => Err(denied().unwrap_or(e)),
-                    None => Err(denied().unwrap_or_else(|| match stopped {
-                        Some(ServerAnswer::ConnectionLost) | None => {
+                    None => Err(denied().unwrap_or_else(|| {
+                        if stopped_by_refusal {
+                            // Another subject of this batch was refused:
+                            // this report was not, and is tried again.
+                            SinkError::unavailable(
+                                "not acknowledged: the batch stopped when the server refused \
+                                 another of its subjects",
+                            )
+                        } else {
                             ServerAnswer::ConnectionLost.into_error(&self.config.subject)
                         }
-                        // Another subject of this batch was refused: this
-                        // report was not, and is tried again.
-                        Some(_) => SinkError::unavailable(
-                            "not acknowledged: the batch stopped when the server refused \
-                             another of its subjects",
-                        ),
                     })),
                 }
             })
@@ -858,19 +832,16 @@ impl Inner {
                 StreamCheck::existing(&self.config, &stream.name, &existing)
             }
             Err(e) => match e.kind() {
-                async_nats::jetstream::context::GetStreamErrorKind::JetStream(api)
-                    if api.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND =>
-                {
-                    self.create_stream(js, &stream.name).await
-                }
                 async_nats::jetstream::context::GetStreamErrorKind::JetStream(api) => {
-                    StreamCheck::Failed(format!(
-                        "could not look up stream {}: JetStream error {} ({}): {}",
-                        stream.name,
-                        api.code(),
+                    match StreamCheck::lookup_failed(
+                        &stream.name,
+                        api.code() as u16,
                         api.error_code().0,
-                        api_description(&api)
-                    ))
+                        &api_error_description(&api),
+                    ) {
+                        None => self.create_stream(js, &stream.name).await,
+                        Some(failed) => failed,
+                    }
                 }
                 _ => StreamCheck::unreachable(&stream.name, &e.to_string()),
             },
@@ -906,7 +877,7 @@ impl Inner {
                         name,
                         api.code() as u16,
                         api.error_code().0,
-                        &api_description(&api),
+                        &api_error_description(&api),
                     )
                 }
                 _ => StreamCheck::unreachable(name, &e.to_string()),
@@ -928,7 +899,7 @@ impl Inner {
         };
         let api = std::error::Error::source(&e)
             .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>());
-        let description = api.map(api_description);
+        let description = api.map(api_error_description);
         let answer = match (e.kind(), api) {
             (JsPublishErrorKind::TimedOut, _) => ServerAnswer::AckTimeout(js.ack_timeout),
             (JsPublishErrorKind::StreamNotFound, _) => ServerAnswer::NoResponders,
@@ -959,15 +930,6 @@ impl Inner {
             _ => error,
         }
     }
-}
-
-/// The server's description of a JetStream API error (async-nats keeps it
-/// private but serializes it).
-fn api_description(api: &async_nats::jetstream::Error) -> String {
-    serde_json::to_value(api)
-        .ok()
-        .and_then(|v| v.get("description")?.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "no description".to_owned())
 }
 
 /// Encodes a whole batch into one buffer (one allocation, each payload a
@@ -1132,26 +1094,11 @@ mod tls {
     /// naming `nats.tls.client_key` and both paths.
     pub(super) fn build(material: &TlsMaterial, seen: Seen) -> Result<ClientConfig, ConfigError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = RootCertStore::empty();
-        if material.roots.is_empty() {
-            // No CA configured: the system's roots, as async-nats would use.
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        } else {
-            for (i, cert) in material.roots.iter().enumerate() {
-                roots.add(cert.clone()).map_err(|e| {
-                    ConfigError::new(
-                        "nats.tls.ca_file",
-                        format!(
-                            "CA certificate #{} cannot be used as a trust anchor: {e}",
-                            i + 1
-                        ),
-                    )
-                })?;
-            }
-        }
+        // No CA configured: the system's roots, as async-nats would use.
+        let roots = trust_anchors(material, || rustls_native_certs::load_native_certs().certs)?;
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
-            .map_err(|e| ConfigError::new("nats.tls.ca_file", format!("no usable CA: {e}")))?;
+            .map_err(no_usable_ca)?;
         let verifier = Arc::new(Verifier {
             inner,
             name: material.server_name.clone(),
@@ -1165,13 +1112,9 @@ mod tls {
                     identity.key.clone_key(),
                     &provider,
                 )
-                .map_err(|e| {
-                    identity.key_mismatch(&match e {
-                        Error::InconsistentKeys(_) => "the key does not belong to the \
-                                     certificate (its public key differs)"
-                            .to_owned(),
-                        other => format!("the key is not usable: {other}"),
-                    })
+                .map_err(|e| match e {
+                    Error::InconsistentKeys(_) => identity.keys_differ(),
+                    other => identity.key_unusable(other),
                 })?;
                 Some(Arc::new(certified))
             }

@@ -32,8 +32,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidings_core::nats::{
-    ConnectFailure, Credentials, DiscardPolicy, ExistingStream, NatsConfig, Redactor, StreamCheck,
-    StreamStorage, TlsSeen,
+    api_error_description, ConnectFailure, Credentials, DiscardPolicy, ExistingStream, NatsConfig,
+    Redactor, StreamCheck, StreamStorage, TlsSeen,
 };
 use tidings_core::ConfigError;
 
@@ -117,12 +117,7 @@ pub(crate) enum NextReply {
 /// seed decodes, and the TLS key belongs to its certificate.
 pub(crate) fn check_credentials(config: &NatsConfig) -> Result<(), ConfigError> {
     if let Credentials::NKey(seed) = &config.credentials {
-        nkeys::KeyPair::from_seed(seed.expose()).map_err(|_| {
-            ConfigError::new(
-                "nats.credentials",
-                "the NKey seed does not decode (a damaged or truncated seed); it is not shown",
-            )
-        })?;
+        nkeys::KeyPair::from_seed(seed.expose()).map_err(|_| Credentials::undecodable_seed())?;
     }
     tls::check(config)
 }
@@ -154,10 +149,7 @@ pub(crate) fn connect(
     };
     // The hooks of this attempt's TLS handshakes (a fresh client config per
     // attempt, so what they saw belongs to this attempt).
-    let seen: tls::Seen = Arc::new(std::sync::Mutex::new(TlsSeen {
-        require_tls: config.tls.require_tls,
-        ..TlsSeen::default()
-    }));
+    let seen: tls::Seen = Arc::new(std::sync::Mutex::new(TlsSeen::new(config.tls.require_tls)));
     // Always ours, even with no TLS settings (system roots then): a server
     // that requires TLS upgrades any connection, and the hooks must see
     // that handshake too.
@@ -233,15 +225,7 @@ pub(crate) fn connect(
 /// A failed connect, worded by core's table from the client's error and
 /// what the TLS hooks saw (both redacted).
 fn connect_failure(e: &io::Error, seen: &TlsSeen, redactor: &Redactor, servers: &str) -> String {
-    let text = redactor.clean(&describe_connect_error(e));
-    let seen = TlsSeen {
-        server_cert: seen
-            .server_cert
-            .clone()
-            .map(|r| r.map_err(|why| redactor.clean(&why))),
-        ..seen.clone()
-    };
-    ConnectFailure::classify(&text, &seen).describe(servers)
+    ConnectFailure::message(&describe_connect_error(e), seen, redactor, servers)
 }
 
 /// Turns the client's connect errors into something a person can act on.
@@ -360,14 +344,15 @@ impl Link {
                 return StreamCheck::existing(config, name, &existing);
             }
             Err(e) => match api_error(&e) {
-                Some(api) if api.error_code() == nats::jetstream::ErrorCode::StreamNotFound => {}
                 Some(api) => {
-                    return StreamCheck::Failed(format!(
-                        "could not look up stream {name}: JetStream error {} ({}): {}",
-                        api.code(),
+                    if let Some(failed) = StreamCheck::lookup_failed(
+                        name,
+                        api.code() as u16,
                         api.error_code() as u64,
-                        api_description(api)
-                    ))
+                        &api_error_description(api),
+                    ) {
+                        return failed;
+                    }
                 }
                 None => return StreamCheck::unreachable(name, &e.to_string()),
             },
@@ -398,7 +383,7 @@ impl Link {
                     name,
                     api.code() as u16,
                     api.error_code() as u64,
-                    &api_description(api),
+                    &api_error_description(api),
                 ),
                 None => StreamCheck::unreachable(name, &e.to_string()),
             },
@@ -428,15 +413,6 @@ impl Link {
 fn api_error(e: &io::Error) -> Option<&nats::jetstream::Error> {
     e.get_ref()
         .and_then(|inner| inner.downcast_ref::<nats::jetstream::Error>())
-}
-
-/// The server's description of a JetStream API error (the client keeps it
-/// private but serializes it).
-fn api_description(api: &nats::jetstream::Error) -> String {
-    serde_json::to_value(api)
-        .ok()
-        .and_then(|v| v.get("description")?.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "no description".to_owned())
 }
 
 #[cfg(test)]

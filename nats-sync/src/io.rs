@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tidings_core::nats::{
-    publish_refused_subject, Delivery, NatsConfig, ServerAnswer, StreamCheck, StreamGate,
+    publish_denied, publish_refusal, ConnectFailure, Delivery, NatsConfig, ServerAnswer,
+    StreamCheck, StreamGate,
 };
 use tidings_core::{Ack, Batch, SinkError, SinkErrorKind};
 
@@ -131,7 +132,7 @@ pub(crate) struct Io {
     shared: Arc<Shared>,
     redactor: Redactor,
     tx: mpsc::Sender<Msg>,
-    link: Option<Live>,
+    link: Option<Link>,
     /// When the configured stream is checked, and what was found (the
     /// decisions are core's, shared with the async-nats sink).
     stream: Arc<StreamGate>,
@@ -153,10 +154,6 @@ pub(crate) struct Io {
     /// late ack from an abandoned batch is recognised and ignored.
     token: u64,
     buf: Vec<u8>,
-}
-
-struct Live {
-    link: Link,
 }
 
 impl Io {
@@ -194,7 +191,7 @@ impl Io {
             let now = Instant::now();
             // Checked here, not only on `LinkDead`: that message can overtake
             // the `Connected` of the same attempt.
-            if self.link.as_ref().is_some_and(|l| l.link.is_dead()) {
+            if self.link.as_ref().is_some_and(|l| l.is_dead()) {
                 self.drop_link();
                 // The client already tried every server once.
                 self.next_attempt = now + BACKOFF_FIRST;
@@ -321,7 +318,7 @@ impl Io {
                     self.record_check(check);
                 }
                 self.shared.set_current(Some(link.state()));
-                self.link = Some(Live { link });
+                self.link = Some(link);
             }
             Err(e) => self.attempt_failed(e),
         }
@@ -337,8 +334,8 @@ impl Io {
 
     fn drop_link(&mut self) {
         self.shared.set_current(None);
-        if let Some(live) = self.link.take() {
-            live.link.close();
+        if let Some(link) = self.link.take() {
+            link.close();
         }
     }
 
@@ -421,8 +418,8 @@ impl Io {
             return;
         }
         // The link is out of `self.link` while the jobs run (see run_jobs).
-        let mut live = match self.link.take() {
-            Some(live) if live.link.is_connected() => live,
+        let link = match self.link.take() {
+            Some(link) if link.is_connected() => link,
             other => {
                 self.link = other;
                 for job in &jobs {
@@ -436,7 +433,7 @@ impl Io {
         match self.config.delivery.clone() {
             Delivery::Core => {
                 for job in &jobs {
-                    if let Some(results) = self.send_core(&live.link, job) {
+                    if let Some(results) = self.send_core(&link, job) {
                         let _ = job.reply.try_send(results);
                     }
                 }
@@ -444,17 +441,15 @@ impl Io {
             Delivery::JetStream {
                 ack_timeout,
                 max_acks_in_flight,
-            } => self.send_jetstream(&mut live, &jobs, ack_timeout, max_acks_in_flight),
+            } => self.send_jetstream(&link, &jobs, ack_timeout, max_acks_in_flight),
         }
-        self.link = Some(live);
+        self.link = Some(link);
     }
 
     fn not_connected(&self) -> SinkError {
         let servers = self.config.redacted_servers().join(", ");
         let mut message = match self.shared.last_error() {
-            // A failed connect, already worded by core's table.
-            Some(e) if e.starts_with("not connected to ") => e,
-            Some(e) => format!("not connected to {servers}: {e}"),
+            Some(e) => ConnectFailure::not_connected(&servers, e),
             None => format!("not connected to {servers} (connecting)"),
         };
         let running = self.connect_started.elapsed();
@@ -547,7 +542,7 @@ impl Io {
             };
             let refused = publish_refusals(&self.shared.errors_since(mark));
             for (i, subject) in published {
-                results[i] = Some(if let Some(e) = refusal_for(&refused, &subject) {
+                results[i] = Some(if let Some(e) = publish_denied(&refused, &subject) {
                     Err(e)
                 } else if let Some(e) = &failure {
                     Err(e.clone())
@@ -566,15 +561,14 @@ impl Io {
     /// disconnected). A job whose receiver goes away is dropped from it.
     fn send_jetstream(
         &mut self,
-        live: &mut Live,
+        link: &Link,
         jobs: &[SendJob],
         ack_timeout: Duration,
         window: usize,
     ) {
         if let Some(name) = &self.config.ensure_stream {
             if self.stream.check_due(Instant::now()) {
-                let check =
-                    redact_check(&self.redactor, live.link.check_stream(&self.config, name));
+                let check = redact_check(&self.redactor, link.check_stream(&self.config, name));
                 self.record_check(check);
             }
         }
@@ -586,7 +580,6 @@ impl Io {
             }
             return;
         }
-        let link = &live.link;
         let limit = self.config.jetstream_payload_limit(link.max_payload());
         let deadline = Instant::now() + ack_timeout;
         let mark = self.shared.error_mark();
@@ -661,7 +654,7 @@ impl Io {
                 }
                 let subject = state.subjects.get(i).map(String::as_str);
                 *slot = Some(Err(
-                    if let Some(e) = subject.and_then(|s| refusal_for(&refused, s)) {
+                    if let Some(e) = subject.and_then(|s| publish_denied(&refused, s)) {
                         e
                     } else if let Some(e) = &failure {
                         e.clone()
@@ -791,13 +784,15 @@ impl Pipeline<'_> {
     /// whose last ack came in. `None` when done, else why it stopped.
     fn take_acks(&mut self, link: &Link, deadline: Instant, one_slot: bool) -> Option<Stop> {
         let before = self.tokens.len();
+        // Nothing left to wait for, or (for one slot) something was freed.
+        let done = |p: &Self| p.tokens.is_empty() || (one_slot && p.tokens.len() < before);
         loop {
             self.drop_abandoned();
-            if self.tokens.is_empty() || (one_slot && self.tokens.len() < before) {
+            if done(self) {
                 return None;
             }
             self.fail_refused();
-            if self.tokens.is_empty() || (one_slot && self.tokens.len() < before) {
+            if done(self) {
                 return None;
             }
             let reply = match next_reply_until(link, deadline) {
@@ -837,7 +832,7 @@ impl Pipeline<'_> {
             .tokens
             .iter()
             .filter_map(|(&token, &(j, i))| {
-                let e = refusal_for(&refused, &self.jobs[j].subjects[i])?;
+                let e = publish_denied(&refused, &self.jobs[j].subjects[i])?;
                 Some((token, j, i, e))
             })
             .collect();
@@ -858,21 +853,14 @@ fn finish(results: Vec<Option<Result<Ack, SinkError>>>) -> Results {
         .collect()
 }
 
-/// Subjects the server refused publishing to, with its error text, from
-/// the errors recorded while a batch was sent (core recognises them).
+/// Subjects the server refused publishing to, with its words, from the
+/// errors recorded while a batch was sent (core recognises them).
 fn publish_refusals(errors: &[String]) -> Vec<(String, String)> {
     errors
         .iter()
-        .filter_map(|e| Some((publish_refused_subject(e)?.to_owned(), e.clone())))
+        .filter_map(|e| publish_refusal(e))
+        .map(|(subject, words)| (subject.to_owned(), words.to_owned()))
         .collect()
-}
-
-/// The refusal of publishing to `subject`, as core's table words it.
-fn refusal_for(refused: &[(String, String)], subject: &str) -> Option<SinkError> {
-    refused.iter().find(|(s, _)| s == subject).map(|(_, e)| {
-        let server_error = e.strip_prefix("server error: ").unwrap_or(e);
-        ServerAnswer::PublishDenied { server_error }.into_error(subject)
-    })
 }
 
 /// Takes any secret out of a stream check's reason.
@@ -895,8 +883,8 @@ mod tests {
         ];
         let refused = publish_refusals(&errors);
         assert_eq!(refused.len(), 1);
-        assert!(refusal_for(&refused, "a.b").is_some());
-        assert!(refusal_for(&refused, "a.c").is_none());
+        assert!(publish_denied(&refused, "a.b").is_some());
+        assert!(publish_denied(&refused, "a.c").is_none());
     }
 
     #[test]

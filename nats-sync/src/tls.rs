@@ -29,31 +29,17 @@ pub(crate) fn check(config: &NatsConfig) -> Result<(), ConfigError> {
 
 /// The client configuration for `material`; the hooks write into `seen`.
 pub(crate) fn build(material: &TlsMaterial, seen: Seen) -> Result<ClientConfig, ConfigError> {
-    let mut roots = RootCertStore::empty();
-    if material.roots.is_empty() {
-        // No CA configured: the system's roots, as the client would use
-        // (read once per process).
-        static NATIVE: std::sync::OnceLock<Vec<CertificateDer<'static>>> =
-            std::sync::OnceLock::new();
-        let native =
-            NATIVE.get_or_init(|| rustls_native_certs::load_native_certs().unwrap_or_default());
-        roots.add_parsable_certificates(native.iter().cloned());
-    } else {
-        for (i, cert) in material.roots.iter().enumerate() {
-            roots.add(cert.clone()).map_err(|e| {
-                ConfigError::new(
-                    "nats.tls.ca_file",
-                    format!(
-                        "CA certificate #{} cannot be used as a trust anchor: {e}",
-                        i + 1
-                    ),
-                )
-            })?;
-        }
-    }
+    // No CA configured: the system's roots, as the client would use (read
+    // once per process).
+    static NATIVE: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    let roots = trust_anchors(material, || {
+        NATIVE
+            .get_or_init(|| rustls_native_certs::load_native_certs().unwrap_or_default())
+            .clone()
+    })?;
     let inner = WebPkiServerVerifier::builder(Arc::new(roots))
         .build()
-        .map_err(|e| ConfigError::new("nats.tls.ca_file", format!("no usable CA: {e}")))?;
+        .map_err(no_usable_ca)?;
     let verifier = Arc::new(Verifier {
         inner,
         name: material.server_name.clone(),
@@ -63,9 +49,12 @@ pub(crate) fn build(material: &TlsMaterial, seen: Seen) -> Result<ClientConfig, 
         None => None,
         Some(identity) => {
             let key = rustls::crypto::ring::sign::any_supported_type(&identity.key)
-                .map_err(|e| identity.key_mismatch(&format!("the key is not usable: {e}")))?;
-            check_key_matches(&identity.chain[0], key.as_ref())
-                .map_err(|why| identity.key_mismatch(&why))?;
+                .map_err(|e| identity.key_unusable(e))?;
+            match check_key_matches(&identity.chain[0], key.as_ref()) {
+                Ok(true) => {}
+                Ok(false) => return Err(identity.keys_differ()),
+                Err(why) => return Err(identity.key_mismatch(&why)),
+            }
             Some(Arc::new(CertifiedKey::new(identity.chain.clone(), key)))
         }
     };
@@ -80,11 +69,12 @@ pub(crate) fn build(material: &TlsMaterial, seen: Seen) -> Result<ClientConfig, 
 }
 
 /// Signs a probe with `key` and verifies it with the certificate's public
-/// key: they belong together only if it verifies.
+/// key: they belong together only if it verifies (`Ok(false)` when not;
+/// `Err` when the check itself cannot be made).
 fn check_key_matches(
     cert: &CertificateDer<'static>,
     key: &dyn rustls::sign::SigningKey,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let provider = rustls::crypto::ring::default_provider();
     let algorithms = provider.signature_verification_algorithms;
     let offered: Vec<SignatureScheme> = algorithms.mapping.iter().map(|(s, _)| *s).collect();
@@ -103,12 +93,7 @@ fn check_key_matches(
         .find(|(s, _)| *s == signer.scheme())
         .map(|(_, algs)| *algs)
         .unwrap_or_default();
-    if candidates
+    Ok(candidates
         .iter()
-        .any(|alg| cert.verify_signature(*alg, PROBE, &signature).is_ok())
-    {
-        Ok(())
-    } else {
-        Err("the key does not belong to the certificate (its public key differs)".to_owned())
-    }
+        .any(|alg| cert.verify_signature(*alg, PROBE, &signature).is_ok()))
 }

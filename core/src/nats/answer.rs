@@ -45,6 +45,7 @@
 
 use std::time::Duration;
 
+use super::Redactor;
 use crate::sink::{SinkError, SinkErrorKind};
 
 /// JetStream's error code for "subjects overlap with an existing stream".
@@ -147,6 +148,20 @@ pub struct TlsSeen {
     /// configured (and sent).
     pub client_cert_asked: Option<bool>,
 }
+
+impl TlsSeen {
+    /// A fresh record for one connect attempt: nothing seen yet, TLS
+    /// required or not as configured.
+    pub fn new(require_tls: bool) -> TlsSeen {
+        TlsSeen {
+            require_tls,
+            ..TlsSeen::default()
+        }
+    }
+}
+
+/// How every message about a missing connection begins.
+const NOT_CONNECTED: &str = "not connected to ";
 
 /// Why a connection could not be made: the connect half of the one table.
 /// Each sink turns what its client said (and what its
@@ -323,6 +338,41 @@ impl<'a> ConnectFailure<'a> {
             ConnectFailure::Other { detail } => format!("not connected to {servers}: {detail}"),
         }
     }
+
+    /// The message for a failed connect attempt to `servers` (already
+    /// redacted): the client's words and what the TLS hooks saw, both
+    /// redacted first, classified and worded by this table. What each sink
+    /// keeps as its last error.
+    pub fn message(
+        client_text: &str,
+        seen: &TlsSeen,
+        redactor: &Redactor,
+        servers: &str,
+    ) -> String {
+        let text = redactor.clean(client_text);
+        let seen = TlsSeen {
+            server_cert: seen
+                .server_cert
+                .as_ref()
+                .map(|r| r.clone().map_err(|why| redactor.clean(&why))),
+            ..seen.clone()
+        };
+        ConnectFailure::classify(&text, &seen).describe(servers)
+    }
+
+    /// Why a send found no connection to `servers`, given the sink's last
+    /// error: as it is when this table already worded it (a failed
+    /// connect), otherwise as [`Other`](Self::Other).
+    pub fn not_connected(servers: &str, last_error: String) -> String {
+        if last_error.starts_with(NOT_CONNECTED) {
+            last_error
+        } else {
+            ConnectFailure::Other {
+                detail: &last_error,
+            }
+            .describe(servers)
+        }
+    }
 }
 
 fn jetstream_error(code: u16, err_code: u64, description: &str, subject: &str) -> SinkError {
@@ -347,6 +397,16 @@ fn jetstream_error(code: u16, err_code: u64, description: &str, subject: &str) -
     SinkError::new(kind, format!("{what}{hint}"))
 }
 
+/// The server's description of a JetStream API error, from the error as a
+/// client library serializes it (both keep the field private):
+/// `"no description"` when there is none.
+pub fn api_error_description(api: &impl serde::Serialize) -> String {
+    serde_json::to_value(api)
+        .ok()
+        .and_then(|v| v.get("description")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "no description".to_owned())
+}
+
 /// The subject a server's `-ERR` refused publishing to, if the text is a
 /// publish permission violation (`Permissions Violation for Publish to
 /// "subject"`), whatever prefix the client library put before it.
@@ -360,12 +420,39 @@ fn jetstream_error(code: u16, err_code: u64, description: &str, subject: &str) -
 /// assert_eq!(publish_refused_subject("nats: slow consumer"), None);
 /// ```
 pub fn publish_refused_subject(server_error: &str) -> Option<&str> {
+    publish_refusal(server_error).map(|(subject, _)| subject)
+}
+
+/// A publish permission violation read from a server error as a client
+/// library hands it over: the subject refused, and the server's own words
+/// (without the client's prefix, such as `nats: ` or `server error: `).
+///
+/// ```
+/// use tidings_core::nats::publish_refusal;
+/// assert_eq!(
+///     publish_refusal("server error: Permissions Violation for Publish to \"a.b\""),
+///     Some(("a.b", "Permissions Violation for Publish to \"a.b\""))
+/// );
+/// ```
+pub fn publish_refusal(server_error: &str) -> Option<(&str, &str)> {
     const PREFIX: &str = "permissions violation for publish to ";
+    // ASCII lowercasing keeps every byte where it was.
     let at = server_error.to_ascii_lowercase().find(PREFIX)?;
     let subject = server_error[at + PREFIX.len()..]
         .trim()
         .trim_matches(|c| c == '"' || c == '\'');
-    (!subject.is_empty()).then_some(subject)
+    (!subject.is_empty()).then_some((subject, &server_error[at..]))
+}
+
+/// The error for a report published to `subject` when the server refused
+/// publishing to the subjects in `refused` (pairs of subject and the
+/// server's words, from [`publish_refusal`]): `None` when `subject` is not
+/// among them.
+pub fn publish_denied(refused: &[(String, String)], subject: &str) -> Option<SinkError> {
+    refused
+        .iter()
+        .find(|(s, _)| s == subject)
+        .map(|(_, server_error)| ServerAnswer::PublishDenied { server_error }.into_error(subject))
 }
 
 #[cfg(test)]

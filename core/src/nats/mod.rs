@@ -35,8 +35,9 @@ mod subject;
 mod tls;
 
 pub use answer::{
-    publish_refused_subject, ConnectFailure, ServerAnswer, TlsSeen, ERR_MESSAGE_TOO_LARGE,
-    ERR_NOT_ENABLED_FOR_ACCOUNT, ERR_STORE_FAILED, ERR_STREAM_NOT_FOUND, ERR_SUBJECTS_OVERLAP,
+    api_error_description, publish_denied, publish_refusal, publish_refused_subject,
+    ConnectFailure, ServerAnswer, TlsSeen, ERR_MESSAGE_TOO_LARGE, ERR_NOT_ENABLED_FOR_ACCOUNT,
+    ERR_STORE_FAILED, ERR_STREAM_NOT_FOUND, ERR_SUBJECTS_OVERLAP,
 };
 pub use env::{DEFAULT_SUBJECT, DEFAULT_URL, REDACTED};
 pub use redact::Redactor;
@@ -167,12 +168,23 @@ impl Credentials {
             })?;
         Ok(Credentials::NKey(Secret::new(seed)))
     }
+
+    /// The error of a sink whose NKey library cannot decode the seed (it
+    /// has the shape [`NatsConfig::validate`] checks, but is damaged).
+    pub fn undecodable_seed() -> ConfigError {
+        ConfigError::new(
+            "nats.credentials",
+            "the NKey seed does not decode (a damaged or truncated seed); it is not shown",
+        )
+    }
 }
 
 /// Checks the shape of an NKey user seed without showing it.
 fn validate_nkey_seed(seed: &str) -> Result<(), ConfigError> {
-    let base32 = |b: u8| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b);
-    if seed.len() != 58 || !seed.starts_with("SU") || !seed.bytes().all(base32) {
+    if seed.len() != redact::SEED_LEN
+        || !seed.starts_with("SU")
+        || !seed.bytes().all(redact::is_base32)
+    {
         return Err(ConfigError::new(
             "nats.credentials",
             "the NKey seed is not a user seed (58 characters starting with SU; generate one \

@@ -91,9 +91,9 @@ impl Redactor {
 }
 
 /// Length of an encoded NKey seed.
-const SEED_LEN: usize = 58;
+pub(super) const SEED_LEN: usize = 58;
 
-fn is_base32(b: u8) -> bool {
+pub(super) fn is_base32(b: u8) -> bool {
     b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)
 }
 

@@ -27,7 +27,7 @@ use crate::config::ConfigError;
 use crate::sink::SinkError;
 use crate::sync::{lock, Mutex};
 
-use super::answer::ERR_SUBJECTS_OVERLAP;
+use super::answer::{ERR_STREAM_NOT_FOUND, ERR_SUBJECTS_OVERLAP};
 use super::subject::stream_covers;
 use super::NatsConfig;
 
@@ -325,6 +325,22 @@ impl StreamCheck {
                  another stream"
             ))
         }
+    }
+
+    /// Looking the stream up failed with this JetStream API error: `None`
+    /// when the stream does not exist (create it), otherwise what it means.
+    pub fn lookup_failed(
+        name: &str,
+        code: u16,
+        err_code: u64,
+        description: &str,
+    ) -> Option<StreamCheck> {
+        (err_code != ERR_STREAM_NOT_FOUND).then(|| {
+            StreamCheck::Failed(format!(
+                "could not look up stream {name}: JetStream error {code} ({err_code}): \
+                 {description}"
+            ))
+        })
     }
 
     /// Creating the stream failed with this JetStream API error.

@@ -166,6 +166,16 @@ impl ClientIdentity {
             ),
         )
     }
+
+    /// The TLS library cannot use the key at all (`why`: its words).
+    pub fn key_unusable(&self, why: impl fmt::Display) -> ConfigError {
+        self.key_mismatch(&format!("the key is not usable: {why}"))
+    }
+
+    /// The key's public half is not the certificate's.
+    pub fn keys_differ(&self) -> ConfigError {
+        self.key_mismatch("the key does not belong to the certificate (its public key differs)")
+    }
 }
 
 impl fmt::Debug for TlsMaterial {
@@ -263,8 +273,9 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
 /// `ServerCertVerifier`, `HandshakeSignatureValid`, `ServerCertVerified`,
 /// `WebPkiServerVerifier`, `ResolvesClientCert`, `CertifiedKey`,
 /// `CertificateDer`, `ServerName`, `UnixTime`, `DigitallySignedStruct`,
-/// `SignatureScheme` and `Error` from its rustls, and defines `Seen`,
-/// `note`, `Verifier` and `ClientCert` there. Not part of the API.
+/// `SignatureScheme`, `RootCertStore` and `Error` from its rustls, and
+/// defines `Seen`, `note`, `trust_anchors`, `no_usable_ca`, `Verifier` and
+/// `ClientCert` there. Not part of the API.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __tidings_tls_hooks {
@@ -274,6 +285,35 @@ macro_rules! __tidings_tls_hooks {
 
         fn note(seen: &Seen, f: impl FnOnce(&mut $crate::nats::TlsSeen)) {
             f(&mut seen.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+
+        /// The configured CAs, or the system's (`native`) when none is
+        /// configured, as the roots to verify the server's certificate by.
+        fn trust_anchors(
+            material: &$crate::nats::TlsMaterial,
+            native: impl FnOnce() -> Vec<CertificateDer<'static>>,
+        ) -> Result<RootCertStore, $crate::ConfigError> {
+            let mut roots = RootCertStore::empty();
+            if material.roots.is_empty() {
+                roots.add_parsable_certificates(native());
+            }
+            for (i, cert) in material.roots.iter().enumerate() {
+                roots.add(cert.clone()).map_err(|e| {
+                    $crate::ConfigError::new(
+                        "nats.tls.ca_file",
+                        format!(
+                            "CA certificate #{} cannot be used as a trust anchor: {e}",
+                            i + 1
+                        ),
+                    )
+                })?;
+            }
+            Ok(roots)
+        }
+
+        /// The roots gave no verifier.
+        fn no_usable_ca(e: impl ::std::fmt::Display) -> $crate::ConfigError {
+            $crate::ConfigError::new("nats.tls.ca_file", format!("no usable CA: {e}"))
         }
 
         /// Verifies the server's certificate with the configured roots, for
