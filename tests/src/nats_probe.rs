@@ -5,7 +5,7 @@
 //! `deprecated` lint is allowed in this module only.
 #![allow(deprecated)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tidings_core::{Report, ReportId};
 
 /// What a stream holds, by report id.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Arrivals {
     /// Every report id received, in arrival order (duplicates included).
     pub ids: Vec<ReportId>,
@@ -222,27 +222,9 @@ fn read_by_sequence(
 /// Every report in `stream`, whole, in sequence order (for checking what
 /// an outside reader of the stream sees).
 pub fn stream_reports(url: &str, stream: &str) -> Vec<Report> {
-    let nc = connect(url);
-    let js = nats::jetstream::new(nc.clone());
-    let state = retry(|| js.stream_info(stream)).expect("stream info").state;
-    let mut reports = Vec::new();
-    if state.messages > 0 {
-        for seq in state.first_seq..=state.last_seq {
-            match retry(|| match js.get_message(stream, seq) {
-                Ok(msg) => Ok(Some(msg)),
-                Err(e) if is_no_message_found(&e) => Ok(None),
-                Err(e) => Err(e),
-            }) {
-                Ok(Some(msg)) => {
-                    reports.push(Report::from_json(&msg.data).expect("a report in the stream"))
-                }
-                Ok(None) => {}
-                Err(e) => panic!("reading {stream} sequence {seq}: {e}"),
-            }
-        }
-    }
-    nc.close();
-    reports
+    let a = stream_arrivals_by_sequence(url, stream);
+    assert_eq!(a.unparsable, 0, "messages in {stream} that are not reports");
+    a.reports
 }
 
 /// The settings of `stream` as the server reports them.
@@ -445,20 +427,7 @@ impl Subscriber {
     /// Waits until at least `n` messages arrived or `timeout` passed, then
     /// returns a copy of what arrived.
     pub fn wait_for(&self, n: usize, timeout: Duration) -> Arrivals {
-        let deadline = Instant::now() + timeout;
-        loop {
-            {
-                let a = self.arrivals.lock().unwrap();
-                if a.ids.len() + a.unparsable >= n || Instant::now() >= deadline {
-                    return Arrivals {
-                        ids: a.ids.clone(),
-                        reports: a.reports.clone(),
-                        unparsable: a.unparsable,
-                    };
-                }
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.wait_until(timeout, |a| a.ids.len() + a.unparsable >= n)
     }
 
     /// Waits until every id in `expected` arrived or `timeout` passed, then
@@ -467,18 +436,21 @@ impl Subscriber {
     /// a teardown (at-least-once) may arrive too, and must not stand in for
     /// a delivered one that has not arrived yet.
     pub fn wait_for_all(&self, expected: &[ReportId], timeout: Duration) -> Arrivals {
+        let expected: HashSet<ReportId> = expected.iter().copied().collect();
+        self.wait_until(timeout, |a| {
+            expected.is_subset(&a.ids.iter().copied().collect::<HashSet<_>>())
+        })
+    }
+
+    /// Polls every 10 ms until `done` holds for what arrived or `timeout`
+    /// passed, then returns a copy of what arrived.
+    fn wait_until(&self, timeout: Duration, done: impl Fn(&Arrivals) -> bool) -> Arrivals {
         let deadline = Instant::now() + timeout;
-        let expected: std::collections::HashSet<ReportId> = expected.iter().copied().collect();
         loop {
             {
                 let a = self.arrivals.lock().unwrap();
-                let seen: std::collections::HashSet<ReportId> = a.ids.iter().copied().collect();
-                if expected.is_subset(&seen) || Instant::now() >= deadline {
-                    return Arrivals {
-                        ids: a.ids.clone(),
-                        reports: a.reports.clone(),
-                        unparsable: a.unparsable,
-                    };
+                if done(&a) || Instant::now() >= deadline {
+                    return a.clone();
                 }
             }
             std::thread::sleep(Duration::from_millis(10));
