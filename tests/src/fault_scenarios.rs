@@ -28,7 +28,7 @@ use crate::nats_probe::{
 };
 use crate::nats_scenarios::{impatient_retry, nats_builder, patient_retry, report, spilled_ids};
 use crate::nats_server::{NatsServer, ServerOptions};
-use crate::scenarios::{assert_accounted, assert_each_exactly_once, shutdown_on_time};
+use crate::scenarios::{assert_accounted, assert_each_exactly_once, shutdown_on_time, sink_reason};
 
 const ADMIN: (&str, &str) = ("admin", "admin-pw-x");
 const REPORTER: (&str, &str) = ("reporter", "reporter-pw-x");
@@ -85,16 +85,6 @@ fn report_then_shut_down<H: Harness>(
     let summary = h.block_on(reporter.shutdown(deadline));
     assert_accounted(&summary.stats);
     (ids, summary)
-}
-
-/// The reason some sink gave for refusing, or its last error.
-fn sink_reason(stats: &Stats) -> String {
-    stats
-        .sinks
-        .iter()
-        .filter_map(|s| s.last_error.clone())
-        .collect::<Vec<_>>()
-        .join(" | ")
 }
 
 /// Every spilled report is where the summary says: the file the stats name

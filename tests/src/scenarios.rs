@@ -48,6 +48,17 @@ pub fn assert_accounted(stats: &Stats) {
     );
 }
 
+/// What the sinks said: each one's last error, joined by `" | "` (for the
+/// checks on the reason a report was refused or spilled).
+pub fn sink_reason(stats: &Stats) -> String {
+    stats
+        .sinks
+        .iter()
+        .filter_map(|s| s.last_error.clone())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 /// After a teardown (runtime or last handle gone while sends were running)
 /// a report may have reached a sink *and* been spilled, since nobody can
 /// know whether an abandoned send got through: at-least-once, deduplicated

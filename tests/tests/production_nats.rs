@@ -26,7 +26,7 @@ use tidings_conformance::nats_probe::{
     stream_subjects, ProbeAccess, Subscriber,
 };
 use tidings_conformance::nats_server::{NatsCluster, NatsServer, ServerOptions};
-use tidings_conformance::scenarios::assert_accounted;
+use tidings_conformance::scenarios::{assert_accounted, sink_reason};
 use tidings_core::nats::{
     Credentials, DiscardPolicy, NatsConfig, Secret, StreamSettings, StreamStorage,
 };
@@ -229,12 +229,7 @@ impl Run {
 
     /// What the sink said (its last error), for the message checks.
     fn reason(&self) -> String {
-        self.stats()
-            .sinks
-            .iter()
-            .filter_map(|s| s.last_error.clone())
-            .collect::<Vec<_>>()
-            .join(" | ")
+        sink_reason(self.stats())
     }
 
     /// Everything this run wrote or said: the summary (Display and Debug,
