@@ -295,13 +295,49 @@ fn run_with<H: Harness>(
     }
 }
 
+/// `N` reports through `config` with patient retries: all delivered.
+#[track_caller]
+fn all_delivered<H: Harness>(h: &H, config: NatsConfig) -> Run {
+    let run = run_with(h, config, (0..N).map(report).collect(), patient_retry());
+    assert_eq!(
+        run.stats().delivered,
+        N as u64,
+        "[{}] {}",
+        H::NAME,
+        run.summary
+    );
+    run
+}
+
+/// `N` reports through `config` with quick retries: all spilled, and the
+/// sink's reason contains each of `says`.
+#[track_caller]
+fn all_spilled<H: Harness>(h: &H, config: NatsConfig, says: &[&str]) -> Run {
+    let run = run_with(h, config, (0..N).map(report).collect(), quick_retry());
+    assert_eq!(
+        run.stats().spilled,
+        N as u64,
+        "[{}] {}",
+        H::NAME,
+        run.summary
+    );
+    let why = run.reason();
+    for said in says {
+        assert!(
+            why.contains(said),
+            "[{}] expected {said:?} in: {why}",
+            H::NAME
+        );
+    }
+    run
+}
+
 /// Reports that must all be delivered: they are, and `STREAM` holds each once.
 #[track_caller]
 fn delivers<H: Harness>(h: &H, url: &str, config: NatsConfig) -> Run {
     let before = arrived(url);
-    let run = run_with(h, config, (0..N).map(report).collect(), patient_retry());
+    let run = all_delivered(h, config);
     let s = run.stats();
-    assert_eq!(s.delivered, N as u64, "[{}] {}", H::NAME, run.summary);
     assert_eq!(s.spilled, 0, "[{}] {}", H::NAME, run.summary);
     let stream = stream_arrivals(url, STREAM);
     assert!(stream.duplicates().is_empty(), "[{}]", H::NAME);
@@ -321,22 +357,10 @@ fn delivers<H: Harness>(h: &H, url: &str, config: NatsConfig) -> Run {
 #[track_caller]
 fn refused<H: Harness>(h: &H, url: &str, config: NatsConfig, says: &str) -> Run {
     let before = arrived(url);
-    let run = run_with(
-        h,
-        failing(config),
-        (0..N).map(report).collect(),
-        quick_retry(),
-    );
+    let run = all_spilled(h, failing(config), &[says]);
     let s = run.stats();
     assert_eq!(s.delivered, 0, "[{}] {}", H::NAME, run.summary);
-    assert_eq!(s.spilled, N as u64, "[{}] {}", H::NAME, run.summary);
     assert_eq!(s.lost, 0);
-    let why = run.reason();
-    assert!(
-        why.contains(says),
-        "[{}] expected {says:?} in: {why}",
-        H::NAME
-    );
     assert_eq!(arrived(url), before, "[{}] something arrived", H::NAME);
     run
 }
@@ -375,39 +399,16 @@ fn tls_with_a_private_ca<H: Harness>() {
     probe_tls(&named, &pki);
     // The probe verifies 127.0.0.1: it cannot read this server's streams;
     // the acks (Ack::Stored) say where the reports went.
-    let run = run_with(
+    all_delivered(
         &h,
         js(named.url())
             .tls_ca_file(&pki.ca)
             .tls_server_name("nats.internal"),
-        (0..N).map(report).collect(),
-        patient_retry(),
     );
-    assert_eq!(
-        run.stats().delivered,
-        N as u64,
-        "[{}] {}",
-        H::NAME,
-        run.summary
-    );
-    let run = run_with(
+    all_spilled(
         &h,
         failing(js(named.url()).tls_ca_file(&pki.ca)),
-        (0..N).map(report).collect(),
-        quick_retry(),
-    );
-    assert_eq!(
-        run.stats().spilled,
-        N as u64,
-        "[{}] {}",
-        H::NAME,
-        run.summary
-    );
-    assert!(
-        run.reason().contains("tls_server_name"),
-        "[{}] {}",
-        H::NAME,
-        run.reason()
+        &["tls_server_name"],
     );
 }
 
@@ -556,37 +557,12 @@ fn credentials_right_and_wrong<H: Harness>() {
     // The probes read the stream as admin: same account, same stream.
     let delivered = |c| {
         let before = arrived(&admin);
-        let run = run_with(&h, at(c), (0..N).map(report).collect(), patient_retry());
-        assert_eq!(
-            run.stats().delivered,
-            N as u64,
-            "[{}] {}",
-            H::NAME,
-            run.summary
-        );
+        all_delivered(&h, at(c));
         assert_eq!(arrived(&admin), before + N);
     };
     let violation = |c| {
         let before = arrived(&admin);
-        let run = run_with(
-            &h,
-            failing(at(c)),
-            (0..N).map(report).collect(),
-            quick_retry(),
-        );
-        assert_eq!(
-            run.stats().spilled,
-            N as u64,
-            "[{}] {}",
-            H::NAME,
-            run.summary
-        );
-        assert!(
-            run.reason().contains("Authorization Violation"),
-            "[{}] {}",
-            H::NAME,
-            run.reason()
-        );
+        all_spilled(&h, failing(at(c)), &["Authorization Violation"]);
         assert_eq!(arrived(&admin), before);
     };
     delivered(user_password(PASSWORD));
@@ -613,37 +589,15 @@ fn credentials_right_and_wrong<H: Harness>() {
             ..ProbeAccess::default()
         },
     );
-    let run = run_with(
+    all_delivered(
         &h,
         js(&token_url).credentials(Credentials::Token(Secret::new(TOKEN))),
-        (0..N).map(report).collect(),
-        patient_retry(),
-    );
-    assert_eq!(
-        run.stats().delivered,
-        N as u64,
-        "[{}] {}",
-        H::NAME,
-        run.summary
     );
     assert_eq!(stream_arrivals(&probe, STREAM).ids.len(), N);
-    let run = run_with(
+    all_spilled(
         &h,
         failing(js(&token_url).credentials(Credentials::Token(Secret::new("nope")))),
-        (0..N).map(report).collect(),
-        quick_retry(),
-    );
-    assert_eq!(
-        run.stats().spilled,
-        N as u64,
-        "[{}] {}",
-        H::NAME,
-        run.summary
-    );
-    assert!(
-        run.reason().contains("Authorization Violation"),
-        "{}",
-        run.reason()
+        &["Authorization Violation"],
     );
     assert_eq!(stream_arrivals(&probe, STREAM).ids.len(), N);
 }
@@ -672,14 +626,7 @@ fn least_privilege_user<H: Harness>() {
     delivers(&h, &admin, js(server.url()).credentials(user.clone()));
     let sub = Subscriber::start(&admin, &format!("{SUBJECT}.>"));
     let core = NatsConfig::new(server.url(), format!("{SUBJECT}.core")).credentials(user);
-    let run = run_with(&h, core, (0..N).map(report).collect(), patient_retry());
-    assert_eq!(
-        run.stats().delivered,
-        N as u64,
-        "[{}] {}",
-        H::NAME,
-        run.summary
-    );
+    all_delivered(&h, core);
     assert_eq!(sub.wait_for(N, Duration::from_secs(10)).ids.len(), N);
 }
 
@@ -796,42 +743,12 @@ fn creds_in_operator_mode<H: Harness>() {
         c.connect_timeout = Duration::from_millis(1500);
         c
     };
-    let run = run_with(
-        &h,
-        core(&reporter),
-        (0..N).map(report).collect(),
-        patient_retry(),
-    );
-    assert_eq!(
-        run.stats().delivered,
-        N as u64,
-        "[{}] {}",
-        H::NAME,
-        run.summary
-    );
+    all_delivered(&h, core(&reporter));
     let got = sub.wait_for(N, Duration::from_secs(10));
     assert_eq!(got.ids.len(), N, "[{}]", H::NAME);
     assert!(got.duplicates().is_empty());
 
-    let run = run_with(
-        &h,
-        failing(core(&stranger)),
-        (0..N).map(report).collect(),
-        quick_retry(),
-    );
-    assert_eq!(
-        run.stats().spilled,
-        N as u64,
-        "[{}] {}",
-        H::NAME,
-        run.summary
-    );
-    assert!(
-        run.reason().contains("Authorization Violation"),
-        "[{}] {}",
-        H::NAME,
-        run.reason()
-    );
+    all_spilled(&h, failing(core(&stranger)), &["Authorization Violation"]);
     assert_eq!(sub.wait_for(N + 1, Duration::from_millis(300)).ids.len(), N);
 }
 
@@ -1128,23 +1045,16 @@ fn stream_settings_on_a_cluster<H: Harness>() {
         .ensure_stream("LEGACY")
         .stream_settings(settings);
     legacy.connect_timeout = Duration::from_secs(5);
-    let run = run_with(&h, legacy, (0..N).map(report).collect(), quick_retry());
-    assert_eq!(
-        run.stats().spilled,
-        N as u64,
-        "[{}] {}",
-        H::NAME,
-        run.summary
+    all_spilled(
+        &h,
+        legacy,
+        &[
+            "replicas: configured 3, the stream has 1",
+            "max_age: configured 3600s, the stream has unlimited",
+            "max_msgs: configured 100000, the stream has unlimited",
+            "duplicate_window: configured 30s, the stream has 120s",
+        ],
     );
-    let why = run.reason();
-    for diff in [
-        "replicas: configured 3, the stream has 1",
-        "max_age: configured 3600s, the stream has unlimited",
-        "max_msgs: configured 100000, the stream has unlimited",
-        "duplicate_window: configured 30s, the stream has 120s",
-    ] {
-        assert!(why.contains(diff), "[{}] {diff}: {why}", H::NAME);
-    }
     let after = stream_settings(&url, "LEGACY");
     assert_eq!(after.replicas, 1, "tidings changed the stream");
     assert_eq!(after.max_msgs, -1, "tidings changed the stream");
