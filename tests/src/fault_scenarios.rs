@@ -26,7 +26,9 @@ use crate::nats_probe::{
     create_stream, create_stream_with, delete_stream, stream_arrivals, stream_arrivals_by_sequence,
     stream_len, stream_subjects, StreamSpec, Subscriber,
 };
-use crate::nats_scenarios::{impatient_retry, nats_builder, patient_retry, report, spilled_ids};
+use crate::nats_scenarios::{
+    impatient_retry, nats_builder, nats_builder_with, patient_retry, report, spilled_ids,
+};
 use crate::nats_server::{NatsServer, ServerOptions};
 use crate::scenarios::{assert_accounted, assert_each_exactly_once, shutdown_on_time, sink_reason};
 
@@ -70,6 +72,14 @@ fn start_nats<H: Harness>(
     let sink = h.nats_sink(config).unwrap();
     let (builder, spill) = nats_builder(sink, dir, retry);
     (h.start(builder), spill)
+}
+
+/// A core-publish config no server answers: nothing listens on port 1, and
+/// the first connection is not waited for long. Every report is spilled.
+fn unreachable_nats() -> NatsConfig {
+    let mut config = NatsConfig::new("nats://127.0.0.1:1", "faults.nowhere");
+    config.connect_timeout = Duration::from_millis(100);
+    config
 }
 
 /// Reports `n` reports, shuts down within `deadline`, checks the identity.
@@ -179,12 +189,8 @@ pub fn fault_stream_full_discard_new<H: Harness>() {
     let dir = tempfile::tempdir().unwrap();
     let (builder, spill) = nats_builder(sink, &dir, impatient_retry());
     let reporter = h.start(builder.max_batch(10));
-    let ids: Vec<ReportId> = (0..60)
-        .map(|i| reporter.report(report(i)).unwrap().id())
-        .collect();
-    let summary = h.block_on(reporter.shutdown(Duration::from_secs(30)));
+    let (ids, summary) = report_then_shut_down(&h, &reporter, 60, Duration::from_secs(30));
     let stats = &summary.stats;
-    assert_accounted(stats);
     assert_eq!(stats.delivered, 20, "[{}] {summary}", H::NAME);
     assert_eq!(stats.spilled, 40, "[{}] {summary}", H::NAME);
     let said: Vec<&str> = stats
@@ -371,20 +377,12 @@ pub fn fault_over_long_subject<H: Harness>() {
 /// deleted file held, so the summary's file holds every spilled report.
 pub fn fault_fallback_directory_removed<H: Harness>() {
     let h = H::new();
-    // Nothing listens on port 1: every report is spilled.
-    let mut config = NatsConfig::new("nats://127.0.0.1:1", "faults.nowhere");
-    config.connect_timeout = Duration::from_millis(100);
-    let sink = h.nats_sink(config).unwrap();
+    let sink = h.nats_sink(unreachable_nats()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let spill_dir = dir.path().join("spill");
     let path = spill_dir.join("spilled.jsonl");
-    let builder = Reporter::builder()
-        .folding(tidings_core::Folding::off())
-        .boxed_sink(sink)
-        .fallback(JsonLinesFile::open(&path).unwrap())
-        .retry(impatient_retry())
-        .log_to_stderr(false);
-    let reporter = h.start(builder);
+    let fallback = JsonLinesFile::open(&path).unwrap();
+    let reporter = h.start(nats_builder_with(sink, fallback, impatient_retry()));
     let mut ids = Vec::new();
     for i in 0..50 {
         let receipt = reporter.report(report(i)).unwrap();
@@ -478,18 +476,11 @@ pub fn fault_deep_context_spooled_then_replayed<H: Harness>() {
 /// not finished.
 pub fn fault_slow_syncing_fallback<H: Harness>() {
     let h = H::new();
-    let mut config = NatsConfig::new("nats://127.0.0.1:1", "faults.nowhere");
-    config.connect_timeout = Duration::from_millis(100);
-    let sink = h.nats_sink(config).unwrap();
+    let sink = h.nats_sink(unreachable_nats()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("slow.jsonl");
-    let builder = Reporter::builder()
-        .folding(tidings_core::Folding::off())
-        .boxed_sink(sink)
-        .fallback(SlowSync(JsonLinesFile::open(&path).unwrap()))
-        .retry(impatient_retry())
-        .log_to_stderr(false);
-    let reporter = h.start(builder);
+    let fallback = SlowSync(JsonLinesFile::open(&path).unwrap());
+    let reporter = h.start(nats_builder_with(sink, fallback, impatient_retry()));
     let ids: Vec<ReportId> = (0..50)
         .map(|i| reporter.report(report(i)).unwrap().id())
         .collect();

@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use tidings_core::nats::NatsConfig;
-use tidings_core::{JsonLinesFile, Report, ReportId, Reporter, ReporterBuilder, RetryPolicy, Sink};
+use tidings_core::{
+    Fallback, JsonLinesFile, Report, ReportId, Reporter, ReporterBuilder, RetryPolicy, Sink,
+};
 
 use crate::harness::Harness;
 use crate::nats_probe::{create_stream, stream_arrivals, stream_leader, Subscriber};
@@ -48,14 +50,23 @@ pub(crate) fn nats_builder(
     retry: RetryPolicy,
 ) -> (ReporterBuilder, std::path::PathBuf) {
     let path = dir.path().join("spill.jsonl");
+    let builder = nats_builder_with(sink, JsonLinesFile::open(&path).unwrap(), retry);
+    (builder, path)
+}
+
+/// [`nats_builder`] spilling to `fallback` instead.
+pub(crate) fn nats_builder_with(
+    sink: Box<dyn Sink>,
+    fallback: impl Fallback,
+    retry: RetryPolicy,
+) -> ReporterBuilder {
     // These scenarios count reports one by one: folding is off.
-    let builder = Reporter::builder()
+    Reporter::builder()
         .folding(tidings_core::Folding::off())
         .boxed_sink(sink)
-        .fallback(JsonLinesFile::open(&path).unwrap())
+        .fallback(fallback)
         .retry(retry)
-        .log_to_stderr(false);
-    (builder, path)
+        .log_to_stderr(false)
 }
 
 pub(crate) fn spilled_ids(path: &std::path::Path) -> Vec<ReportId> {
