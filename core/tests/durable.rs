@@ -6,8 +6,8 @@ use std::time::Duration;
 use tidings_core::spool::{SpoolConfig, SyncPolicy};
 use tidings_core::testing::{Behavior, ManualRuntime, MemoryFallback, TestSink};
 use tidings_core::{
-    BuildError, Overflow, RefusedReason, Report, ReportId, Reporter, RetryPolicy, SinkErrorKind,
-    SpoolMode, Stats,
+    BuildError, Overflow, RefusedReason, Report, ReportId, Reporter, ReporterBuilder, RetryPolicy,
+    SinkErrorKind, SpoolMode, Stats,
 };
 
 fn retry() -> RetryPolicy {
@@ -26,6 +26,15 @@ fn spool(dir: &tempfile::TempDir) -> SpoolConfig {
         sync: SyncPolicy::None,
         ..SpoolConfig::new(dir.path().join("spool"))
     }
+}
+
+/// A reporter on `sink` with the spool in `dir` in `mode`, folding off
+/// (the tests count reports one by one).
+fn spooled(sink: TestSink, dir: &tempfile::TempDir, mode: SpoolMode) -> ReporterBuilder {
+    Reporter::builder()
+        .folding(tidings_core::Folding::off())
+        .sink(sink)
+        .spool(spool(dir), mode)
 }
 
 #[track_caller]
@@ -48,12 +57,9 @@ fn on_spill_spools_what_fails_and_replays_it_when_the_sink_is_back() {
     let (sink, control) = TestSink::new("mem");
     control.set_behavior(Behavior::Fail(SinkErrorKind::Unavailable));
     let fallback = MemoryFallback::new();
-    let reporter = Reporter::builder()
-        .folding(tidings_core::Folding::off())
-        .sink(sink)
+    let reporter = spooled(sink, &dir, SpoolMode::OnSpill)
         .fallback(fallback.clone())
         .retry(retry())
-        .spool(spool(&dir), SpoolMode::OnSpill)
         .log_to_stderr(false)
         .build(rt.handle())
         .unwrap();
@@ -94,12 +100,9 @@ fn write_ahead_survives_a_teardown_and_the_next_run_replays_with_the_same_ids() 
         let rt = ManualRuntime::new();
         let (sink, control) = TestSink::new("mem");
         control.close_gate();
-        let reporter = Reporter::builder()
-            .folding(tidings_core::Folding::off())
-            .sink(sink)
+        let reporter = spooled(sink, &dir, SpoolMode::WriteAhead)
             .fallback(MemoryFallback::new())
             .retry(retry())
-            .spool(spool(&dir), SpoolMode::WriteAhead)
             .log_to_stderr(false)
             .build(rt.handle())
             .unwrap();
@@ -125,11 +128,8 @@ fn write_ahead_survives_a_teardown_and_the_next_run_replays_with_the_same_ids() 
     // The next run on the same spool replays them first, same ids.
     let rt = ManualRuntime::new();
     let (sink, control) = TestSink::new("mem");
-    let reporter = Reporter::builder()
-        .folding(tidings_core::Folding::off())
-        .sink(sink)
+    let reporter = spooled(sink, &dir, SpoolMode::WriteAhead)
         .retry(retry())
-        .spool(spool(&dir), SpoolMode::WriteAhead)
         .log_to_stderr(false)
         .build(rt.handle())
         .unwrap();
@@ -152,10 +152,7 @@ fn write_ahead_delivered_reports_are_acknowledged_and_not_replayed() {
     {
         let rt = ManualRuntime::new();
         let (sink, _control) = TestSink::new("mem");
-        let reporter = Reporter::builder()
-            .folding(tidings_core::Folding::off())
-            .sink(sink)
-            .spool(spool(&dir), SpoolMode::WriteAhead)
+        let reporter = spooled(sink, &dir, SpoolMode::WriteAhead)
             .build(rt.handle())
             .unwrap();
         for i in 0..50 {
@@ -168,10 +165,7 @@ fn write_ahead_delivered_reports_are_acknowledged_and_not_replayed() {
     }
     let rt = ManualRuntime::new();
     let (sink, control) = TestSink::new("mem");
-    let reporter = Reporter::builder()
-        .folding(tidings_core::Folding::off())
-        .sink(sink)
-        .spool(spool(&dir), SpoolMode::WriteAhead)
+    let reporter = spooled(sink, &dir, SpoolMode::WriteAhead)
         .build(rt.handle())
         .unwrap();
     let summary = rt.block_on(reporter.shutdown(Duration::from_secs(5)));
@@ -186,14 +180,11 @@ fn a_refused_report_is_not_replayed() {
         let rt = ManualRuntime::new();
         let (sink, control) = TestSink::new("mem");
         control.close_gate();
-        let reporter = Reporter::builder()
-            .folding(tidings_core::Folding::off())
-            .sink(sink)
+        let reporter = spooled(sink, &dir, SpoolMode::WriteAhead)
             .capacity(1)
             .max_batch(1)
             .max_concurrent_batches(1)
             .overflow(Overflow::Reject)
-            .spool(spool(&dir), SpoolMode::WriteAhead)
             .build(rt.handle())
             .unwrap();
         reporter
@@ -216,19 +207,11 @@ fn a_second_reporter_on_the_same_spool_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let rt = ManualRuntime::new();
     let (sink, _c) = TestSink::new("mem");
-    let _first = Reporter::builder()
-        .folding(tidings_core::Folding::off())
-        .sink(sink)
-        .spool(spool(&dir), SpoolMode::OnSpill)
+    let _first = spooled(sink, &dir, SpoolMode::OnSpill)
         .build(rt.handle())
         .unwrap();
     let (sink, _c) = TestSink::new("mem");
-    match Reporter::builder()
-        .folding(tidings_core::Folding::off())
-        .sink(sink)
-        .spool(spool(&dir), SpoolMode::OnSpill)
-        .build(rt.handle())
-    {
+    match spooled(sink, &dir, SpoolMode::OnSpill).build(rt.handle()) {
         Err(BuildError::Spool(e)) => assert!(e.to_string().contains("spool"), "{e}"),
         other => panic!("expected a lock error, got {:?}", other.map(|_| ())),
     }
@@ -242,10 +225,7 @@ fn damaged_spool_records_are_skipped_and_counted_and_every_intact_one_is_replaye
         let rt = ManualRuntime::new();
         let (sink, control) = TestSink::new("mem");
         control.close_gate();
-        let reporter = Reporter::builder()
-            .folding(tidings_core::Folding::off())
-            .sink(sink)
-            .spool(spool(&dir), SpoolMode::WriteAhead)
+        let reporter = spooled(sink, &dir, SpoolMode::WriteAhead)
             .log_to_stderr(false)
             .build(rt.handle())
             .unwrap();
@@ -281,10 +261,7 @@ fn damaged_spool_records_are_skipped_and_counted_and_every_intact_one_is_replaye
 
     let rt = ManualRuntime::new();
     let (sink, control) = TestSink::new("mem");
-    let reporter = Reporter::builder()
-        .folding(tidings_core::Folding::off())
-        .sink(sink)
-        .spool(spool(&dir), SpoolMode::WriteAhead)
+    let reporter = spooled(sink, &dir, SpoolMode::WriteAhead)
         .log_to_stderr(false)
         .build(rt.handle())
         .expect("a damaged spool never stops the reporter");
@@ -317,13 +294,10 @@ fn a_report_refused_for_good_leaves_the_spool_for_the_fallback() {
         let (sink, control) = TestSink::new("mem");
         control.set_behavior(Behavior::Fail(SinkErrorKind::Unavailable));
         let fallback = MemoryFallback::new();
-        let reporter = Reporter::builder()
-            .folding(tidings_core::Folding::off())
-            .sink(sink)
+        let reporter = spooled(sink, &dir, mode)
             .fallback(fallback.clone())
             .retry(retry())
             .max_batch(64)
-            .spool(spool(&dir), mode)
             .log_to_stderr(false)
             .build(rt.handle())
             .unwrap();

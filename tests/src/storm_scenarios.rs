@@ -28,6 +28,16 @@ fn folding(threshold: u32) -> Folding {
     }
 }
 
+/// The test-sink storms' reporter: `sink`, spilling to `spill`, quick
+/// retries, quiet. Folding and hooks are each case's own.
+fn storm_builder(sink: TestSink, spill: &MemoryFallback) -> ReporterBuilder {
+    Reporter::builder()
+        .sink(sink)
+        .fallback(spill.clone())
+        .retry(quick_retry())
+        .log_to_stderr(false)
+}
+
 /// The count an aggregate report carries, or `None` for a plain report.
 fn folded_count(report: &Report) -> Option<u64> {
     report.context.get(FOLDED_KEY)?.get("count")?.as_u64()
@@ -129,14 +139,7 @@ pub fn storm_runtime_dropped_mid_window_spills_the_aggregate<H: Harness>() {
     let h = H::new();
     let (sink, control) = TestSink::new("mem");
     let spill = MemoryFallback::new();
-    let reporter = h.start(
-        Reporter::builder()
-            .sink(sink)
-            .fallback(spill.clone())
-            .retry(quick_retry())
-            .folding(folding(10))
-            .log_to_stderr(false),
-    );
+    let reporter = h.start(storm_builder(sink, &spill).folding(folding(10)));
     for i in 0..1000 {
         reporter
             .report(Report::error("storm", format!("timeout after {i} ms")))
@@ -165,14 +168,7 @@ pub fn folded_receipts_name_their_aggregate<H: Harness>() {
     let h = H::new();
     let (sink, control) = TestSink::new("mem");
     let spill = MemoryFallback::new();
-    let reporter = h.start(
-        Reporter::builder()
-            .sink(sink)
-            .fallback(spill.clone())
-            .retry(quick_retry())
-            .folding(folding(2))
-            .log_to_stderr(false),
-    );
+    let reporter = h.start(storm_builder(sink, &spill).folding(folding(2)));
     let receipts: Vec<_> = (0..5)
         .map(|i| {
             reporter
@@ -208,19 +204,14 @@ pub fn before_send_drops_modifies_and_survives_panics<H: Harness>() {
     let h = H::new();
     let (sink, control) = TestSink::new("mem");
     let spill = MemoryFallback::new();
-    let builder: ReporterBuilder = Reporter::builder()
-        .sink(sink)
-        .fallback(spill.clone())
-        .retry(quick_retry())
-        .log_to_stderr(false)
-        .before_send(|report| {
-            if report.kind == "panic" {
-                report.message.push_str(" (touched before the panic)");
-                panic!("a buggy hook");
-            }
-            report.context.remove("session");
-            report.kind != "noise"
-        });
+    let builder: ReporterBuilder = storm_builder(sink, &spill).before_send(|report| {
+        if report.kind == "panic" {
+            report.message.push_str(" (touched before the panic)");
+            panic!("a buggy hook");
+        }
+        report.context.remove("session");
+        report.kind != "noise"
+    });
     let reporter = h.start(builder);
     let dropped = reporter.report(Report::info("noise", "tick")).unwrap_err();
     assert_eq!(dropped.reason(), RefusedReason::Filtered);

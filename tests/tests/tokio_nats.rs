@@ -17,7 +17,8 @@ use tidings_conformance::scenarios::{assert_accounted, quick_retry};
 use tidings_core::nats::{Credentials, NatsConfig, Secret, SubjectSuffix};
 use tidings_core::testing::{Behavior, MemoryFallback, TestSink};
 use tidings_core::{
-    Ending, Receipt, Report, ReportId, Reporter, RetryPolicy, SinkErrorKind, SinkResult, Stats,
+    Ending, Receipt, Report, ReportId, Reporter, ReporterBuilder, RetryPolicy, Sink, SinkErrorKind,
+    SinkResult, Stats,
 };
 use tidings_tokio::NatsSink;
 use tokio::runtime::Runtime;
@@ -66,6 +67,15 @@ fn jetstream(url: &str, subject: &str, stream: &str) -> NatsConfig {
         *ack_timeout = Duration::from_secs(2);
     }
     config
+}
+
+/// The tests' reporter: `sink`, spilling to `spill`, folding off (every
+/// report counted one by one). Retries and the rest are each test's own.
+fn builder(sink: impl Sink, spill: &MemoryFallback) -> ReporterBuilder {
+    Reporter::builder()
+        .folding(tidings_core::Folding::off())
+        .sink(sink)
+        .fallback(spill.clone())
 }
 
 /// Waits (polling, bounded) for a condition the system will reach on its
@@ -153,14 +163,8 @@ fn core_publish_end_to_end(multi_thread: bool) {
             sink.is_connected(),
             "connect waits for the first connection"
         );
-        let (reporter, guard) = tidings_tokio::start(
-            Reporter::builder()
-                .folding(tidings_core::Folding::off())
-                .sink(sink)
-                .fallback(spill.clone())
-                .retry(patient_retry()),
-        )
-        .expect("start");
+        let (reporter, guard) =
+            tidings_tokio::start(builder(sink, &spill).retry(patient_retry())).expect("start");
         let receipts = report_all(&reporter, 0..N);
         (
             receipts,
@@ -215,14 +219,8 @@ fn jetstream_stores_every_report_exactly_once() {
         let sink = NatsSink::connect(jetstream(&server.url(), "tidings.js", "JS_ONCE"))
             .await
             .expect("connect");
-        let (reporter, guard) = tidings_tokio::start(
-            Reporter::builder()
-                .folding(tidings_core::Folding::off())
-                .sink(sink)
-                .fallback(spill.clone())
-                .retry(patient_retry()),
-        )
-        .expect("start");
+        let (reporter, guard) =
+            tidings_tokio::start(builder(sink, &spill).retry(patient_retry())).expect("start");
         let receipts = report_all(&reporter, 0..N);
         (
             receipts,
@@ -262,10 +260,7 @@ fn jetstream_without_a_stream_is_retried_then_spilled() {
         config.ensure_stream = None;
         let sink = NatsSink::connect(config).await.expect("connect");
         let (reporter, guard) = tidings_tokio::start(
-            Reporter::builder()
-                .folding(tidings_core::Folding::off())
-                .sink(sink)
-                .fallback(spill.clone())
+            builder(sink, &spill)
                 .retry(RetryPolicy {
                     initial_backoff: Duration::from_millis(5),
                     max_backoff: Duration::from_millis(20),
@@ -306,10 +301,7 @@ fn jetstream_survives_sigkill_and_restart_with_every_report_once() {
             .await
             .expect("connect");
         let (reporter, guard) = tidings_tokio::start(
-            Reporter::builder()
-                .folding(tidings_core::Folding::off())
-                .sink(sink)
-                .fallback(spill.clone())
+            builder(sink, &spill)
                 // Room for everything reported while the server is down.
                 .capacity(16_384)
                 .max_batch(256)
@@ -370,10 +362,7 @@ fn nats_down_at_start_retries_then_delivers_after_restart() {
         let sink = NatsSink::connect(config).await.expect("connect");
         assert!(!sink.is_connected());
         let (reporter, guard) = tidings_tokio::start(
-            Reporter::builder()
-                .folding(tidings_core::Folding::off())
-                .sink(sink)
-                .fallback(spill.clone())
+            builder(sink, &spill)
                 .retry(patient_retry())
                 .log_to_stderr(false),
         )
@@ -425,10 +414,7 @@ fn wrong_credentials_surface_in_stats_and_reports_are_spilled() {
         config.connect_timeout = Duration::from_millis(500);
         let sink = NatsSink::connect(config).await.expect("connect");
         let (reporter, guard) = tidings_tokio::start(
-            Reporter::builder()
-                .folding(tidings_core::Folding::off())
-                .sink(sink)
-                .fallback(spill.clone())
+            builder(sink, &spill)
                 .retry(quick_retry())
                 .log_to_stderr(false),
         )
@@ -475,11 +461,8 @@ fn oversized_reports_are_truncated_or_spilled_never_sent_over_max_payload() {
             .await
             .expect("connect jetstream");
         let (reporter, guard) = tidings_tokio::start(
-            Reporter::builder()
-                .folding(tidings_core::Folding::off())
-                .sink(core)
+            builder(core, &spill)
                 .sink(js)
-                .fallback(spill.clone())
                 .retry(patient_retry())
                 .log_to_stderr(false),
         )
@@ -528,10 +511,7 @@ fn runtime_dropped_right_after_reporting(multi_thread: bool) {
             .await
             .expect("connect");
         let (reporter, guard) = tidings_tokio::start(
-            Reporter::builder()
-                .folding(tidings_core::Folding::off())
-                .sink(sink)
-                .fallback(spill.clone())
+            builder(sink, &spill)
                 .capacity(16_384)
                 .retry(patient_retry())
                 .log_to_stderr(false),
@@ -592,10 +572,7 @@ fn guard_dropped_inside(multi_thread: bool) -> (Ending, Stats) {
                 .await
                 .expect("connect");
             let (reporter, guard) = tidings_tokio::start(
-                Reporter::builder()
-                    .folding(tidings_core::Folding::off())
-                    .sink(sink)
-                    .fallback(spill.clone())
+                builder(sink, &spill)
                     .retry(patient_retry())
                     .log_to_stderr(false),
             )
@@ -639,10 +616,7 @@ async fn hung_sink_shutdown_returns_at_the_virtual_deadline_with_everything_spil
     let spill = MemoryFallback::new();
     let close_grace = Duration::from_millis(100);
     let (reporter, guard) = tidings_tokio::start(
-        Reporter::builder()
-            .folding(tidings_core::Folding::off())
-            .sink(sink)
-            .fallback(spill.clone())
+        builder(sink, &spill)
             .close_grace(close_grace)
             // One attempt that hangs past the deadline: no attempt timeout,
             // no marking down (which would spill early and drain).
