@@ -225,7 +225,8 @@ impl JsonLinesFile {
             Err(e) => {
                 // The path cannot be restored: hand back what the deleted
                 // file held, so it goes to the next fallback.
-                let orphaned = parse_lines(&carried).0;
+                // Reading from memory cannot fail.
+                let orphaned = read_lines(&carried[..]).unwrap_or_default().0;
                 Err(self.error(e).with_orphaned(orphaned))
             }
         }
@@ -234,21 +235,25 @@ impl JsonLinesFile {
     /// Reads a JSON-lines file back: the reports that parse, and how many
     /// lines did not (torn or corrupt lines are skipped, never fatal).
     pub fn read(path: impl AsRef<Path>) -> io::Result<(Vec<Report>, usize)> {
-        let reader = BufReader::new(File::open(path)?);
-        let mut reports = Vec::new();
-        let mut bad = 0;
-        for line in reader.split(b'\n') {
-            let line = line?;
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match Report::from_json(&line) {
-                Ok(r) => reports.push(r),
-                Err(_) => bad += 1,
-            }
-        }
-        Ok((reports, bad))
+        read_lines(BufReader::new(File::open(path)?))
     }
+}
+
+/// The reports of a JSON-lines text, and how many lines did not parse.
+fn read_lines(reader: impl BufRead) -> io::Result<(Vec<Report>, usize)> {
+    let mut reports = Vec::new();
+    let mut bad = 0;
+    for line in reader.split(b'\n') {
+        let line = line?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match Report::from_json(&line) {
+            Ok(r) => reports.push(r),
+            Err(_) => bad += 1,
+        }
+    }
+    Ok((reports, bad))
 }
 
 /// Opens `path` for reading and appending, creating it and its directories.
@@ -288,21 +293,6 @@ fn is_deleted(file: &File) -> bool {
 #[cfg(not(unix))]
 fn is_deleted(_file: &File) -> bool {
     true
-}
-
-fn parse_lines(bytes: &[u8]) -> (Vec<Report>, usize) {
-    let mut reports = Vec::new();
-    let mut bad = 0;
-    for line in bytes.split(|&b| b == b'\n') {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match Report::from_json(line) {
-            Ok(r) => reports.push(r),
-            Err(_) => bad += 1,
-        }
-    }
-    (reports, bad)
 }
 
 impl Fallback for JsonLinesFile {

@@ -146,7 +146,7 @@ struct FoldState {
 
 /// The folded reports of one window: what the aggregate report will say.
 pub(crate) struct Aggregate {
-    pub(crate) id: ReportId,
+    id: ReportId,
     fingerprint: Fingerprint,
     count: u64,
     first_seen: Timestamp,
@@ -156,7 +156,7 @@ pub(crate) struct Aggregate {
     samples: Vec<(ReportId, String)>,
     /// The folded reports' write-ahead records, released when the
     /// aggregate is settled.
-    pub(crate) records: RangeSet,
+    records: RangeSet,
     window: Duration,
 }
 
@@ -168,7 +168,7 @@ pub(crate) enum Decision {
     /// aggregate of the previous window closed).
     Folded(ReportId, Option<Aggregate>),
     /// The table is full: send it on its own; say so.
-    TableFull(Option<Aggregate>),
+    TableFull,
 }
 
 impl FoldTable {
@@ -228,7 +228,7 @@ impl FoldTable {
                     .retain(|_, s| now < s.window_end || s.folded.is_some());
             }
             if shard.table.len() >= cap {
-                return Decision::TableFull(None);
+                return Decision::TableFull;
             }
         }
         let state = shard
@@ -282,11 +282,21 @@ impl Aggregate {
             first_seen: first.timestamp,
             last_seen: first.timestamp,
             severity: first.severity,
+            // Field by field: the context and backtrace are not carried
+            // over, so they are not cloned (this runs under the shard lock).
             template: Report {
+                schema: first.schema,
+                id: first.id,
+                timestamp: first.timestamp,
+                severity: first.severity,
+                kind: first.kind.clone(),
+                message: first.message.clone(),
+                source: first.source.clone(),
                 context: Default::default(),
                 chain: first.chain.clone(),
                 backtrace: None,
-                ..first.clone()
+                truncated: first.truncated,
+                fingerprint: first.fingerprint,
             },
             samples: Vec::new(),
             records: RangeSet::default(),
@@ -406,7 +416,7 @@ mod tests {
         let mut full = 0;
         for i in 0..200 {
             let r = Report::error(format!("kind{i}"), "m");
-            if let Decision::TableFull(_) = t.decide(&r, Fingerprint::of(&r), now, None) {
+            if let Decision::TableFull = t.decide(&r, Fingerprint::of(&r), now, None) {
                 full += 1;
             }
         }

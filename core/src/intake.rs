@@ -23,6 +23,7 @@
 //! bounded async-channel with both a sync and an async end, usable from any
 //! thread.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -32,10 +33,12 @@ use event_listener::{Event, EventListener, Listener};
 use futures::future::{self, Either};
 
 use crate::config::{Late, Overflow};
+use crate::durable::SpoolMode;
 use crate::entry::{Entry, Receipt, SpillReason};
 use crate::fold::{Aggregate, Decision};
-use crate::report::Report;
+use crate::report::{Fingerprint, Report};
 use crate::shared::Shared;
+use crate::spool::RecordId;
 use crate::stats::inc;
 use crate::sync::{Arc, Ordering};
 
@@ -207,12 +210,29 @@ impl<'a> Admission<'a> {
     /// taken back.
     fn refuse(mut self, reason: RefusedReason) -> Refused {
         let entry = self.entry.take().expect("not ended");
-        self.shared.withdraw(&entry);
+        withdraw(self.shared, &entry);
         inc(&self.shared.counters.producer.refused);
         Refused {
             reason,
             report: Box::new(unwrap_report(entry)),
         }
+    }
+
+    /// Offers again while waiting for room: `Err` (the admission back) when
+    /// the queue is still full.
+    fn offer_again(self) -> Result<Result<Receipt, Refused>, Self> {
+        match self.offer() {
+            Ok(receipt) => Ok(Ok(receipt)),
+            Err((admission, Turned::Closed)) => Ok(admission.late()),
+            Err((admission, Turned::Full)) => Err(admission),
+        }
+    }
+
+    /// The last offer once the wait for room timed out: room may have
+    /// appeared just now; still full is a refusal.
+    fn last_offer(self) -> Result<Receipt, Refused> {
+        self.offer_again()
+            .unwrap_or_else(|admission| Err(admission.refuse(RefusedReason::Timeout)))
     }
 
     /// Intake is closed (shutdown began): the late policy.
@@ -228,7 +248,7 @@ impl<'a> Admission<'a> {
 impl Drop for Admission<'_> {
     fn drop(&mut self) {
         if let Some(entry) = self.entry.take() {
-            self.shared.withdraw(&entry);
+            withdraw(self.shared, &entry);
         }
     }
 }
@@ -260,17 +280,65 @@ fn screen(shared: &Shared, mut report: Report) -> Result<Report, Refused> {
     }
 }
 
-/// Prepares `report` — source, normalization, scrubbing, fingerprint —
-/// and writes it ahead to the spool in write-ahead mode while intake is
-/// open.
-fn prepare(shared: &Shared, mut report: Report) -> (Report, Option<crate::spool::RecordId>) {
-    shared.prepare(&mut report);
+/// What intake does to every report before accepting it: makes it
+/// readable back from every format ([`Report::normalize`]), scrubs it,
+/// fills in the configured source, gives it a fingerprint when folding is
+/// on — and writes it ahead to the spool in write-ahead mode while intake
+/// is open.
+fn prepare(shared: &Shared, mut report: Report) -> (Report, Option<RecordId>) {
+    report.normalize();
+    shared.config.scrub.scrub(&mut report);
+    let config = &shared.config;
+    if report.source.service.is_empty() && !config.service.is_empty() {
+        report.source.service = Cow::Borrowed(config.service);
+    }
+    if report.source.instance.is_empty() && !config.instance.is_empty() {
+        report.source.instance = Cow::Borrowed(config.instance);
+    }
+    // After the source: the service is part of it.
+    if report.fingerprint.is_none() && shared.folds.enabled() {
+        report.fingerprint = Some(Fingerprint::of(&report));
+    }
     let record = if shared.is_running() {
-        shared.write_ahead(&report)
+        write_ahead(shared, &report)
     } else {
         None
     };
     (report, record)
+}
+
+/// Writes `report` ahead to the spool in write-ahead mode. A refusal
+/// (full, disk full) is said once per reason and counted by the spool;
+/// the report goes on without a record rather than being refused.
+fn write_ahead(shared: &Shared, report: &Report) -> Option<RecordId> {
+    let d = shared.durable()?;
+    if d.mode != SpoolMode::WriteAhead {
+        return None;
+    }
+    match d.write_ahead(report) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            shared.note(
+                "spool",
+                &format!("write-ahead failed; reports continue without a record: {e}"),
+            );
+            None
+        }
+    }
+}
+
+/// Takes back an admission that did not end in acceptance: its in-flight
+/// count, and its write-ahead record (the caller has the report back, or it
+/// never left the caller).
+fn withdraw(shared: &Shared, entry: &Entry) {
+    shared
+        .counters
+        .producer
+        .in_flight
+        .fetch_sub(1, Ordering::AcqRel);
+    if let (Some(record), Some(d)) = (entry.record, shared.durable()) {
+        d.ack(&[record]);
+    }
 }
 
 /// Screens, prepares and admits `report`, folding it when it is a repeat
@@ -289,7 +357,7 @@ fn admit(shared: &Shared, report: Report) -> Result<Result<Receipt, Admission<'_
         let (folded_into, closed) = match shared.folds.decide(&report, fingerprint, now, record) {
             Decision::Pass(closed) => (None, closed),
             Decision::Folded(into, closed) => (Some(into), closed),
-            Decision::TableFull(closed) => {
+            Decision::TableFull => {
                 inc(&shared.counters.producer.fold_table_full);
                 if shared.folds.first_time_full() {
                     shared.note(
@@ -297,7 +365,7 @@ fn admit(shared: &Shared, report: Report) -> Result<Result<Receipt, Admission<'_
                         "the fold table is full: reports with new fingerprints go out unfolded",
                     );
                 }
-                (None, closed)
+                (None, None)
             }
         };
         if let Some(aggregate) = closed {
@@ -375,10 +443,9 @@ fn wait_for_room(
 ) -> Result<Receipt, Refused> {
     loop {
         let listener = admission.shared.queue.room.listen();
-        admission = match admission.offer() {
-            Ok(receipt) => return Ok(receipt),
-            Err((admission, Turned::Closed)) => return admission.late(),
-            Err((admission, Turned::Full)) => admission,
+        admission = match admission.offer_again() {
+            Ok(result) => return result,
+            Err(admission) => admission,
         };
         let woke = match deadline {
             Some(d) => listener.wait_deadline(d).is_some(),
@@ -388,12 +455,7 @@ fn wait_for_room(
             }
         };
         if !woke {
-            // One last offer: room may have appeared just now.
-            return match admission.offer() {
-                Ok(receipt) => Ok(receipt),
-                Err((admission, Turned::Closed)) => admission.late(),
-                Err((admission, Turned::Full)) => Err(admission.refuse(RefusedReason::Timeout)),
-            };
+            return admission.last_offer();
         }
     }
 }
@@ -412,10 +474,9 @@ pub(crate) async fn report_async(shared: &Shared, report: Report) -> Result<Rece
     let mut counted = false;
     loop {
         let listener: EventListener = shared.queue.room.listen();
-        admission = match admission.offer() {
-            Ok(receipt) => return Ok(receipt),
-            Err((admission, Turned::Closed)) => return admission.late(),
-            Err((admission, Turned::Full)) => admission,
+        admission = match admission.offer_again() {
+            Ok(result) => return result,
+            Err(admission) => admission,
         };
         if !counted {
             counted = true;
@@ -424,13 +485,7 @@ pub(crate) async fn report_async(shared: &Shared, report: Report) -> Result<Rece
         }
         match future::select(listener, timer).await {
             Either::Left(((), t)) => timer = t,
-            Either::Right(((), _)) => {
-                return match admission.offer() {
-                    Ok(receipt) => Ok(receipt),
-                    Err((admission, Turned::Closed)) => admission.late(),
-                    Err((admission, Turned::Full)) => Err(admission.refuse(RefusedReason::Timeout)),
-                };
-            }
+            Either::Right(((), _)) => return admission.last_offer(),
         }
     }
 }

@@ -21,7 +21,7 @@ use event_listener::Event;
 use crate::entry::SpillReason;
 use crate::shared::Shared;
 use crate::stats::{Ending, ShutdownSummary};
-use crate::sync::{lock, AtomicU8, Mutex, Ordering};
+use crate::sync::{lock, AtomicBool, AtomicU8, Mutex, Ordering};
 
 const RUNNING: u8 = 0;
 const DRAINING: u8 = 1;
@@ -52,8 +52,9 @@ pub(crate) struct Lifecycle {
     summary: OnceLock<ShutdownSummary>,
     /// Held by `finish`: one ending at a time.
     closing: Mutex<()>,
-    /// Why in-flight batches dropped from now on are being spilled.
-    stop_reason: AtomicU8,
+    /// In-flight batches dropped from now on are spilled for the deadline
+    /// (otherwise: for a teardown).
+    past_deadline: AtomicBool,
 }
 
 #[derive(Clone, Copy)]
@@ -71,7 +72,7 @@ impl Lifecycle {
             drain: Mutex::new(None),
             summary: OnceLock::new(),
             closing: Mutex::new(()),
-            stop_reason: AtomicU8::new(reason_code(SpillReason::Teardown)),
+            past_deadline: AtomicBool::new(false),
         }
     }
 }
@@ -131,14 +132,25 @@ impl Shared {
         lock(&self.lifecycle.drain).map(|d| d.deadline)
     }
 
+    /// Why in-flight batches dropped from now on are spilled.
     pub(crate) fn stop_reason(&self) -> SpillReason {
-        reason_from_code(self.lifecycle.stop_reason.load(Ordering::Relaxed))
+        if self.lifecycle.past_deadline.load(Ordering::Relaxed) {
+            SpillReason::Deadline
+        } else {
+            SpillReason::Teardown
+        }
     }
 
+    /// Sets it: the deadline or a teardown, the only two reasons a batch
+    /// is abandoned.
     pub(crate) fn set_stop_reason(&self, reason: SpillReason) {
+        debug_assert!(matches!(
+            reason,
+            SpillReason::Deadline | SpillReason::Teardown
+        ));
         self.lifecycle
-            .stop_reason
-            .store(reason_code(reason), Ordering::Relaxed);
+            .past_deadline
+            .store(matches!(reason, SpillReason::Deadline), Ordering::Relaxed);
     }
 
     /// Ends the reporter: spills everything still queued or in flight,
@@ -193,19 +205,5 @@ impl Shared {
         for aggregate in self.folds.take_closed(now, everything) {
             crate::intake::emit_aggregate(self, aggregate);
         }
-    }
-}
-
-fn reason_code(r: SpillReason) -> u8 {
-    match r {
-        SpillReason::Deadline => 1,
-        _ => 0,
-    }
-}
-
-fn reason_from_code(c: u8) -> SpillReason {
-    match c {
-        1 => SpillReason::Deadline,
-        _ => SpillReason::Teardown,
     }
 }

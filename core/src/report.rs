@@ -515,14 +515,19 @@ pub const FINGERPRINT_MESSAGE_BYTES: usize = 256;
 /// The first [`FINGERPRINT_MESSAGE_BYTES`] of `message`, cut on a char
 /// boundary.
 fn message_head(message: &str) -> &str {
-    if message.len() <= FINGERPRINT_MESSAGE_BYTES {
-        return message;
+    head(message, FINGERPRINT_MESSAGE_BYTES)
+}
+
+/// The first `max` bytes of `s` at most, cut on a char boundary.
+fn head(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
     }
-    let mut end = FINGERPRINT_MESSAGE_BYTES;
-    while !message.is_char_boundary(end) {
+    let mut end = max;
+    while !s.is_char_boundary(end) {
         end -= 1;
     }
-    &message[..end]
+    &s[..end]
 }
 
 /// Feeds `message` with every volatile run masked as `#`: a maximal run of
@@ -901,13 +906,7 @@ impl std::error::Error for TooLarge {}
 
 /// Cuts `s` to at most `max` bytes on a char boundary.
 fn truncate_str(s: &mut String, max: usize) {
-    if s.len() <= max {
-        return;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = head(s, max).len();
     s.truncate(end);
 }
 

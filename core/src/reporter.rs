@@ -22,7 +22,7 @@ use crate::shared::Shared;
 use crate::stats::{Ending, ShutdownSummary, Stats};
 use crate::sync::Arc;
 
-#[allow(unused_imports)] // for the docs
+#[cfg(doc)] // only named by the docs
 use crate::config::{Late, Overflow};
 
 /// The handle programs report through. Cheap to clone, `Send + Sync`.

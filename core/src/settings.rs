@@ -356,15 +356,6 @@ impl<'de> Deserialize<'de> for SyncPolicy {
     }
 }
 
-/// `SpoolConfig`'s defaults for the fields a file may leave out.
-pub(crate) fn default_max_bytes() -> u64 {
-    SpoolConfig::DEFAULT_MAX_BYTES
-}
-
-pub(crate) fn default_segment_bytes() -> u64 {
-    SpoolConfig::DEFAULT_SEGMENT_BYTES
-}
-
 mod optional_duration {
     use super::*;
 

@@ -32,22 +32,18 @@
 
 use crate::config::Config;
 use crate::diagnostics::Diagnostics;
-use crate::durable::{Durable, SpoolMode};
-use crate::entry::Entry;
+use crate::durable::Durable;
 use crate::fallback::Fallback;
 use crate::fold::FoldTable;
 use crate::health::SinkState;
 use crate::intake::Queue;
 use crate::lifecycle::Lifecycle;
-use crate::report::Fingerprint;
-use crate::report::Report;
 use crate::runtime::Runtime;
 use crate::settle::Registry;
 use crate::sink::Sink;
 use crate::spill::SpillChain;
-use crate::spool::RecordId;
 use crate::stats::{Counters, Stats};
-use crate::sync::{lock, Ordering};
+use crate::sync::lock;
 
 pub(crate) struct Shared {
     pub(crate) config: Config,
@@ -109,59 +105,10 @@ impl Shared {
             self.spill_chain.location(),
             self.durable().map(Durable::summary),
         );
+        // After the counters: a spill between the two reads shows in the
+        // destinations, never missing from them.
         stats.spilled_to = lock(&self.spill_chain.spilled_to).clone();
         stats.diagnostics = self.diagnostics.list();
         stats
-    }
-
-    /// What intake does to every report before accepting it: makes it
-    /// readable back from every format ([`Report::normalize`]), fills in the
-    /// configured source, and gives it a fingerprint when folding is on.
-    pub(crate) fn prepare(&self, report: &mut Report) {
-        report.normalize();
-        self.config.scrub.scrub(report);
-        if report.source.service.is_empty() && !self.config.service.is_empty() {
-            report.source.service = std::borrow::Cow::Borrowed(self.config.service);
-        }
-        if report.source.instance.is_empty() && !self.config.instance.is_empty() {
-            report.source.instance = std::borrow::Cow::Borrowed(self.config.instance);
-        }
-        // After the source: the service is part of it.
-        if report.fingerprint.is_none() && self.folds.enabled() {
-            report.fingerprint = Some(Fingerprint::of(report));
-        }
-    }
-
-    /// Writes `report` ahead to the spool in write-ahead mode. A refusal
-    /// (full, disk full) is said once per reason and counted by the spool;
-    /// the report goes on without a record rather than being refused.
-    pub(crate) fn write_ahead(&self, report: &Report) -> Option<RecordId> {
-        let d = self.durable()?;
-        if d.mode != SpoolMode::WriteAhead {
-            return None;
-        }
-        match d.write_ahead(report) {
-            Ok(id) => Some(id),
-            Err(e) => {
-                self.note(
-                    "spool",
-                    &format!("write-ahead failed; reports continue without a record: {e}"),
-                );
-                None
-            }
-        }
-    }
-
-    /// Takes back an admission that did not end in acceptance: its
-    /// in-flight count, and its write-ahead record (the caller has the
-    /// report back, or it never left the caller).
-    pub(crate) fn withdraw(&self, entry: &Entry) {
-        self.counters
-            .producer
-            .in_flight
-            .fetch_sub(1, Ordering::AcqRel);
-        if let (Some(record), Some(d)) = (entry.record, self.durable()) {
-            d.ack(&[record]);
-        }
     }
 }

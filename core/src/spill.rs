@@ -113,11 +113,11 @@ impl Shared {
             }
         }
         for (g, (kind, to)) in groups.iter().enumerate() {
-            if *kind == StatusKind::Lost {
+            let n = group_of.iter().filter(|&&x| x == g).count();
+            match kind {
                 // Lost is counted *and* said out loud, as best we can.
-                eprintln!(
-                    "tidings: LOST {} report(s) ({to}); ids: {}",
-                    group_of.iter().filter(|&&x| x == g).count(),
+                StatusKind::Lost => eprintln!(
+                    "tidings: LOST {n} report(s) ({to}); ids: {}",
                     claimed
                         .iter()
                         .zip(&group_of)
@@ -125,13 +125,9 @@ impl Shared {
                         .map(|(&i, _)| entries[i].report.id.to_string())
                         .collect::<Vec<_>>()
                         .join(",")
-                );
-            }
-        }
-        for (g, (kind, to)) in groups.iter().enumerate() {
-            if *kind == StatusKind::Spilled {
-                let n = group_of.iter().filter(|&&x| x == g).count();
-                self.count_destination(to, n as i64);
+                ),
+                StatusKind::Spilled => self.count_destination(to, n as i64),
+                _ => {}
             }
         }
         let (mut spilled, mut lost) = (0u64, 0u64);

@@ -68,11 +68,11 @@ pub struct SpoolConfig {
     #[serde(default)]
     pub sync: SyncPolicy,
     /// Upper bound on the total size of the segment files.
-    #[serde(default = "crate::settings::default_max_bytes")]
+    #[serde(default = "default_max_bytes")]
     pub max_bytes: u64,
     /// A new segment is started when the current one would grow past this
     /// (a single batch larger than it gets a segment of its own).
-    #[serde(default = "crate::settings::default_segment_bytes")]
+    #[serde(default = "default_segment_bytes")]
     pub segment_bytes: u64,
     /// What to do when `max_bytes` is reached.
     #[serde(default)]
@@ -133,4 +133,13 @@ impl SpoolConfig {
         }
         Ok(())
     }
+}
+
+/// `SpoolConfig`'s defaults for the fields a file may leave out.
+fn default_max_bytes() -> u64 {
+    SpoolConfig::DEFAULT_MAX_BYTES
+}
+
+fn default_segment_bytes() -> u64 {
+    SpoolConfig::DEFAULT_SEGMENT_BYTES
 }
