@@ -4,17 +4,18 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::Stream as JsStream;
 use async_nats::jetstream::Context;
 use async_nats::Client;
 use clap::Args;
 use futures::StreamExt;
-use tidings::nats::{NatsConfig, MSG_ID_HEADER_ROOM};
+use tidings::nats::{
+    stream_covers, NatsConfig, DEFAULT_SUBJECT, MSG_ID_HEADER_ROOM, STREAM_DUPLICATE_WINDOW,
+};
 use tidings::Report;
 
-use crate::conn::{self, subject_matches, ConnectProblem, ConnectionArgs};
+use crate::conn::{self, ConnectProblem, ConnectionArgs};
 use crate::output::{paint, stdout_colour, Style};
 use crate::Failure;
 
@@ -44,7 +45,7 @@ subscribers of the subject see it. Exit code 0 when every check passed, 1
 when any failed, 2 on bad flags.")]
 pub struct CheckArgs {
     /// The subject reporters publish on.
-    #[arg(long, default_value = "tidings.reports", value_name = "SUBJECT")]
+    #[arg(long, default_value = DEFAULT_SUBJECT, value_name = "SUBJECT")]
     subject: String,
     /// The JetStream stream that should store the reports; without it,
     /// core NATS delivery is checked.
@@ -291,7 +292,7 @@ async fn check(args: &CheckArgs, config: &NatsConfig, checks: &mut Checks) -> Re
                 "JetStream",
                 format!("enabled ({streams} streams in this account)"),
             );
-            check_stream(&js, name, &config.subject, checks).await
+            check_stream(&js, name, config, checks).await
         }
     };
 
@@ -338,22 +339,25 @@ async fn jetstream_account(client: &Client) -> Result<serde_json::Value, String>
     }
 }
 
+/// `--dupe-window` for `nats stream add/edit`: the window of the streams
+/// tidings creates ([`STREAM_DUPLICATE_WINDOW`], `2m`).
+fn dupe_window() -> humantime::FormattedDuration {
+    humantime::format_duration(STREAM_DUPLICATE_WINDOW)
+}
+
 /// The stream check; the stream when it exists and captures the subject.
 async fn check_stream(
     js: &Context,
     name: &str,
-    subject: &str,
+    config: &NatsConfig,
     checks: &mut Checks,
 ) -> Option<JsStream> {
-    let wanted = format!("{subject},{subject}.>");
+    let subject = config.subject.as_str();
+    let wanted = config.stream_subjects().join(",");
     let stream = match js.get_stream(name).await {
         Ok(stream) => stream,
         Err(e) => {
-            let not_found = matches!(
-                e.kind(),
-                GetStreamErrorKind::JetStream(ref api) if api.code() == 404
-            );
-            if !not_found {
+            if !conn::stream_not_found(&e) {
                 checks.fail(
                     "stream",
                     format!("cannot read stream {name} ({e})"),
@@ -371,9 +375,10 @@ async fn check_stream(
                 "stream",
                 format!("no stream named {name} ({here})"),
                 format!(
-                    "create it: nats stream add {name} --subjects '{wanted}' --dupe-window 2m \
+                    "create it: nats stream add {name} --subjects '{wanted}' --dupe-window {} \
                      --defaults (or let the reporter create it: NatsConfig::ensure_stream), or \
-                     name an existing one with --stream"
+                     name an existing one with --stream",
+                    dupe_window()
                 ),
             );
             return None;
@@ -382,15 +387,14 @@ async fn check_stream(
     let cfg = &stream.cached_info().config;
     let subjects = cfg.subjects.join(", ");
     let window = humantime::format_duration(cfg.duplicate_window);
-    let captures = cfg.subjects.iter().any(|p| subject_matches(p, subject));
+    let captures = stream_covers(&cfg.subjects, subject);
     if !captures {
         let other = match js.stream_by_subject(subject.to_owned()).await {
             Ok(other) => format!("; stream {other} does"),
             Err(_) => "; no stream does".to_owned(),
         };
         let mut fixed = cfg.subjects.clone();
-        fixed.push(subject.to_owned());
-        fixed.push(format!("{subject}.>"));
+        fixed.extend(config.stream_subjects());
         checks.fail(
             "stream",
             format!("{name} does not capture {subject} (its subjects: {subjects}){other}"),
@@ -404,7 +408,7 @@ async fn check_stream(
         return None;
     }
     let below = format!("{subject}.>");
-    let suffix_note = if cfg.subjects.iter().any(|p| subject_matches(p, &below)) {
+    let suffix_note = if stream_covers(&cfg.subjects, &below) {
         format!(" and {below}")
     } else {
         format!(
@@ -514,7 +518,8 @@ async fn publish_jetstream(js: &Context, stream: JsStream, subject: &str, checks
                     humantime::format_duration(window)
                 ),
                 format!(
-                    "give the stream a duplicate window: nats stream edit {name} --dupe-window 2m"
+                    "give the stream a duplicate window: nats stream edit {name} --dupe-window {}",
+                    dupe_window()
                 ),
             )
         }
@@ -680,5 +685,10 @@ mod tests {
         let (a, b) = (typical.to_json().len(), with_bt.to_json().len());
         assert!((500..2000).contains(&a), "{a}");
         assert!((3000..8000).contains(&b), "{b}");
+    }
+
+    #[test]
+    fn the_suggested_duplicate_window_is_two_minutes() {
+        assert_eq!(dupe_window().to_string(), "2m");
     }
 }

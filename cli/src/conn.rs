@@ -6,15 +6,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use async_nats::jetstream::context::{GetStreamError, GetStreamErrorKind};
 use async_nats::{Client, ConnectErrorKind, Event};
 use clap::Args;
-use tidings::nats::{Credentials, NatsConfig, Secret};
+use tidings::nats::{Credentials, NatsConfig, Redactor, Secret, DEFAULT_URL};
+use tidings::ConfigError;
 
 use crate::Failure;
-
-/// The server used when neither --server nor NATS_URL says otherwise
-/// (`tail`, `check`, `replay`; `spool replay` requires one).
-pub const DEFAULT_SERVER: &str = "nats://127.0.0.1:4222";
 
 /// How to reach and authenticate to NATS.
 #[derive(Args, Debug, Clone)]
@@ -111,15 +109,18 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
 }
 
 impl ConnectionArgs {
-    /// The server URL(s) to use: --server / NATS_URL, else the default.
+    /// The server URL(s) to use: --server / NATS_URL, else the default
+    /// (`tail`, `check`, `replay`; `spool replay` requires one).
     pub fn server_or_default(&self) -> String {
         self.server
             .clone()
-            .unwrap_or_else(|| DEFAULT_SERVER.to_owned())
+            .unwrap_or_else(|| DEFAULT_URL.to_owned())
     }
 
-    /// The credentials the flags name.
-    pub fn credentials(&self) -> Credentials {
+    /// The credentials the flags name, but for --nkey: its seed is read
+    /// once, by [`nats_config`](Self::nats_config), which names the flag
+    /// when the file holds no seed.
+    fn credentials(&self) -> Credentials {
         if let Some(token) = &self.token {
             Credentials::Token(Secret::new(token.clone()))
         } else if let (Some(user), Some(password)) = (&self.user, &self.password) {
@@ -129,10 +130,6 @@ impl ConnectionArgs {
             }
         } else if let Some(path) = &self.creds {
             Credentials::CredsFile(path.clone())
-        } else if let Some(path) = &self.nkey {
-            // Read when the settings are built (nats_config), which names
-            // the flag if the file is not a seed.
-            Credentials::nkey_seed_file(path).unwrap_or(Credentials::None)
         } else {
             Credentials::None
         }
@@ -146,11 +143,7 @@ impl ConnectionArgs {
         subject: &str,
         jetstream: bool,
     ) -> Result<NatsConfig, Failure> {
-        let mut urls = servers
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned);
+        let mut urls = server_urls(servers);
         let first = urls
             .next()
             .ok_or_else(|| Failure::usage("--server: no server URL given"))?;
@@ -179,41 +172,70 @@ impl ConnectionArgs {
         if jetstream {
             config = config.jetstream();
         }
-        config.validate().map_err(|e| {
-            Failure::usage(format!(
-                "{}: {}",
-                flag_of(e.field()),
-                self.redact(e.problem())
-            ))
-        })?;
+        config
+            .validate()
+            .map_err(|e| config_failure(&e, |problem| self.redact(problem)))?;
         Ok(config)
     }
 
-    /// `text` with any password or token in it replaced by `***`.
+    /// `text` with the secrets of the settings these flags make taken out,
+    /// by tidings' [`Redactor`]: the password, the token and any secret in a
+    /// --server URL, anything shaped like an NKey seed (--nkey's, a .creds
+    /// file's), and the password in any URL's user-info, all become `***`.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for secret in [&self.password, &self.token].into_iter().flatten() {
-            if !secret.is_empty() {
-                out = out.replace(secret.as_str(), "***");
-            }
-        }
-        out
+        let settings = NatsConfig {
+            servers: self
+                .server
+                .as_deref()
+                .map_or_else(Vec::new, |s| server_urls(s).collect()),
+            ..NatsConfig::default().credentials(self.credentials())
+        };
+        Redactor::new(&settings).clean(text)
     }
 
-    /// How the flags authenticate, for messages (no secret).
+    /// How the flags authenticate, for messages (no secret; no file read).
     pub fn auth_description(&self) -> String {
-        match self.credentials() {
-            Credentials::None => "no credentials".to_owned(),
-            Credentials::Token(_) => "a token".to_owned(),
-            Credentials::UserPassword { user, .. } => format!("user {user:?}"),
-            Credentials::CredsFile(path) => format!("credentials file {}", path.display()),
-            Credentials::NKey(_) => "an NKey seed".to_owned(),
+        if self.token.is_some() {
+            "a token".to_owned()
+        } else if let (Some(user), Some(_)) = (&self.user, &self.password) {
+            format!("user {user:?}")
+        } else if let Some(path) = &self.creds {
+            format!("credentials file {}", path.display())
+        } else if self.nkey.is_some() {
+            "an NKey seed".to_owned()
+        } else {
+            "no credentials".to_owned()
         }
     }
 }
 
+/// The URLs of a comma-separated --server value, blanks left out.
+fn server_urls(servers: &str) -> impl Iterator<Item = String> + '_ {
+    servers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// A settings error as a usage failure (exit code 2) naming the flag at
+/// fault: `--tlsca: cannot read …`, the problem passed through `clean`
+/// (which takes out the secrets it may quote).
+pub fn config_failure(e: &ConfigError, clean: impl FnOnce(&str) -> String) -> Failure {
+    Failure::usage(format!("{}: {}", flag_of(e.field()), clean(e.problem())))
+}
+
+/// Whether `get_stream` failed because the stream does not exist (and not
+/// because it could not be asked).
+pub fn stream_not_found(e: &GetStreamError) -> bool {
+    matches!(
+        e.kind(),
+        GetStreamErrorKind::JetStream(ref api) if api.code() == 404
+    )
+}
+
 /// The command-line flag behind one of [`NatsConfig::validate`]'s field names.
-pub fn flag_of(field: &str) -> &'static str {
+fn flag_of(field: &str) -> &'static str {
     match field {
         "nats.url" => "--server",
         "nats.subject" => "--subject",
@@ -281,13 +303,9 @@ pub async fn connect(
 ) -> Result<Result<Client, ConnectFailure>, Failure> {
     // The sink's own options: credentials, TLS and its verifier, the same
     // decisions as every tidings NATS sink on tokio.
-    let (servers, mut options) = tidings::tokio::connect_options(config).await.map_err(|e| {
-        Failure::usage(format!(
-            "{}: {}",
-            flag_of(e.field()),
-            args.redact(e.problem())
-        ))
-    })?;
+    let (servers, mut options) = tidings::tokio::connect_options(config)
+        .await
+        .map_err(|e| config_failure(&e, |problem| args.redact(problem)))?;
     if let Some(hook) = on_event {
         options = options.event_callback(move |event| {
             hook(event);
@@ -321,40 +339,24 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::usage(format!("cannot start a tokio runtime: {e}")))
 }
 
-/// True when a NATS subject pattern (`*` one token, `>` the rest) matches
-/// the literal `subject`, or, when `subject` has wildcards too, matches
-/// everything it can match.
-pub fn subject_matches(pattern: &str, subject: &str) -> bool {
-    let mut p = pattern.split('.');
-    let mut s = subject.split('.');
-    loop {
-        match (p.next(), s.next()) {
-            (Some(">"), Some(_)) => return true,
-            (Some("*"), Some(t)) if t != ">" => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tidings::nats::pattern_covers;
 
     #[test]
     fn subject_patterns() {
-        assert!(subject_matches("tidings.reports", "tidings.reports"));
-        assert!(subject_matches("tidings.>", "tidings.reports"));
-        assert!(subject_matches("tidings.>", "tidings.reports.error.db"));
-        assert!(subject_matches("tidings.*", "tidings.reports"));
-        assert!(subject_matches("tidings.reports.>", "tidings.reports.>"));
-        assert!(subject_matches("tidings.reports.>", "tidings.reports.*"));
-        assert!(!subject_matches("tidings.*", "tidings.reports.error"));
-        assert!(!subject_matches("tidings.reports.>", "tidings.reports"));
-        assert!(!subject_matches("tidings.reports", "tidings.reports.>"));
-        assert!(!subject_matches("tidings.*", "tidings.>"));
-        assert!(!subject_matches("other", "tidings.reports"));
+        assert!(pattern_covers("tidings.reports", "tidings.reports"));
+        assert!(pattern_covers("tidings.>", "tidings.reports"));
+        assert!(pattern_covers("tidings.>", "tidings.reports.error.db"));
+        assert!(pattern_covers("tidings.*", "tidings.reports"));
+        assert!(pattern_covers("tidings.reports.>", "tidings.reports.>"));
+        assert!(pattern_covers("tidings.reports.>", "tidings.reports.*"));
+        assert!(!pattern_covers("tidings.*", "tidings.reports.error"));
+        assert!(!pattern_covers("tidings.reports.>", "tidings.reports"));
+        assert!(!pattern_covers("tidings.reports", "tidings.reports.>"));
+        assert!(!pattern_covers("tidings.*", "tidings.>"));
+        assert!(!pattern_covers("other", "tidings.reports"));
     }
 
     #[test]

@@ -15,29 +15,15 @@ use tidings::{
     Severity, ShutdownSummary, Sink, SinkError, SinkFuture,
 };
 
-/// Which adapter runs the demo.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which adapter runs the demo (`--runtime`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RuntimeChoice {
-    /// tidings-blocking.
+    /// tidings-blocking: a background thread.
     Blocking,
-    /// tidings-tokio.
+    /// tidings-tokio: a tokio runtime.
     Tokio,
-    /// tidings-smol.
+    /// tidings-smol: smol's executor.
     Smol,
-}
-
-impl std::str::FromStr for RuntimeChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "blocking" => Ok(RuntimeChoice::Blocking),
-            "tokio" => Ok(RuntimeChoice::Tokio),
-            "smol" => Ok(RuntimeChoice::Smol),
-            other => Err(format!(
-                "unknown runtime {other:?} (expected blocking, tokio or smol)"
-            )),
-        }
-    }
 }
 
 /// Demo options.
@@ -51,21 +37,6 @@ pub struct DemoOptions {
     pub reports_per_thread: usize,
     pub dir: PathBuf,
     pub deadline: Duration,
-}
-
-impl Default for DemoOptions {
-    fn default() -> Self {
-        DemoOptions {
-            runtime: RuntimeChoice::Blocking,
-            nats: None,
-            jetstream: false,
-            subject: "tidings.demo".to_owned(),
-            threads: 8,
-            reports_per_thread: 250,
-            dir: PathBuf::from("tidings-demo"),
-            deadline: Duration::from_secs(5),
-        }
-    }
 }
 
 /// Wraps a sink and makes it fail, as an unreachable server would, while

@@ -10,6 +10,7 @@ mod check;
 mod conn;
 mod demo;
 mod output;
+mod payload;
 mod progress;
 mod replay;
 mod runtimes;
@@ -20,7 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::conn::ConnectionArgs;
 
@@ -161,24 +162,13 @@ struct SpoolReplayArgs {
     #[arg(long)]
     jetstream: bool,
     /// The subject to publish on.
-    #[arg(long, default_value = "tidings.reports", value_name = "SUBJECT")]
+    #[arg(long, default_value = tidings::nats::DEFAULT_SUBJECT, value_name = "SUBJECT")]
     subject: String,
     /// Give up after this many seconds without progress.
     #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = positive_u64)]
     stall_timeout: u64,
     #[command(flatten)]
     conn: ConnectionArgs,
-}
-
-/// Which adapter the demo runs on.
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum RuntimeArg {
-    /// tidings-blocking: a background thread.
-    Blocking,
-    /// tidings-tokio: a tokio runtime.
-    Tokio,
-    /// tidings-smol: smol's executor.
-    Smol,
 }
 
 /// Flags of `tidings demo`.
@@ -190,7 +180,7 @@ spill file; the run ends with `verified: ...` (exit 0) or `NOT VERIFIED: ...`
 struct DemoArgs {
     /// Adapter to run on.
     #[arg(long, value_enum, default_value = "blocking")]
-    runtime: RuntimeArg,
+    runtime: demo::RuntimeChoice,
     /// Send to this NATS server instead of the embedded default (a
     /// JSON-lines file in --dir).
     #[arg(long, value_name = "URL")]
@@ -251,11 +241,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 return Err(Failure::usage("--jetstream needs --nats URL"));
             }
             let opts = demo::DemoOptions {
-                runtime: match args.runtime {
-                    RuntimeArg::Blocking => demo::RuntimeChoice::Blocking,
-                    RuntimeArg::Tokio => demo::RuntimeChoice::Tokio,
-                    RuntimeArg::Smol => demo::RuntimeChoice::Smol,
-                },
+                runtime: args.runtime,
                 nats: args.nats,
                 jetstream: args.jetstream,
                 subject: args.subject,

@@ -12,13 +12,14 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, ValueEnum};
 use futures::stream::{FuturesUnordered, StreamExt};
-use tidings::nats::{NatsConfig, SubjectSuffix};
+use tidings::nats::{stream_covers, NatsConfig, SubjectSuffix, DEFAULT_SUBJECT};
 use tidings::{
     Ack, Fallback, JsonLinesFile, Outcome, Overflow, Receipt, Report, Reporter, SinkResult, Status,
     SCHEMA_VERSION,
 };
 
-use crate::conn::{self, subject_matches, ConnectionArgs};
+use crate::conn::{self, ConnectionArgs};
+use crate::payload::{parse, Parsed};
 use crate::progress::Progress;
 use crate::{Failure, EXIT_FAILED, EXIT_INTERRUPTED};
 
@@ -56,7 +57,7 @@ pub struct ReplayArgs {
     #[arg(value_name = "FILE.jsonl")]
     file: PathBuf,
     /// The subject to publish on.
-    #[arg(long, default_value = "tidings.reports", value_name = "SUBJECT")]
+    #[arg(long, default_value = DEFAULT_SUBJECT, value_name = "SUBJECT")]
     subject: String,
     /// What to append to the subject per report, as the original reporter
     /// did (NatsConfig::subject_suffix).
@@ -107,16 +108,10 @@ enum Line {
 }
 
 fn parse_line(line: &[u8]) -> Line {
-    match Report::from_json(line) {
-        Ok(r) if r.schema > SCHEMA_VERSION => Line::Newer(u64::from(r.schema)),
-        Ok(r) => Line::Report(Box::new(r)),
-        Err(_) => match serde_json::from_slice::<serde_json::Value>(line)
-            .ok()
-            .and_then(|v| v.get("schema").and_then(serde_json::Value::as_u64))
-        {
-            Some(schema) if schema > u64::from(SCHEMA_VERSION) => Line::Newer(schema),
-            _ => Line::Malformed,
-        },
+    match parse(line) {
+        Parsed::Report(r) => Line::Report(r),
+        Parsed::Newer { schema, .. } => Line::Newer(schema),
+        Parsed::Invalid(_) => Line::Malformed,
     }
 }
 
@@ -261,7 +256,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, Failure> {
 
     let sink = rt
         .block_on(tidings::tokio::NatsSink::connect(config.clone()))
-        .map_err(|e| Failure::usage(format!("{}: {}", conn::flag_of(e.field()), e.problem())))?;
+        .map_err(|e| conn::config_failure(&e, str::to_owned))?;
     let builder = Reporter::builder()
         .folding(tidings::Folding::off())
         .sink(sink)
@@ -429,7 +424,7 @@ async fn preflight(
         ))
     })?;
     let cfg = &stream.cached_info().config;
-    if !cfg.subjects.iter().any(|p| subject_matches(p, &subject)) {
+    if !stream_covers(&cfg.subjects, &subject) {
         return Err(Failure::nats(format!(
             "stream {name} does not capture {subject} (its subjects: {}); \
              `tidings check --stream {name}` says what to change",

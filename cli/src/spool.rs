@@ -80,7 +80,7 @@ pub struct ReplayOptions {
 pub fn replay(dir: &Path, opts: &ReplayOptions) -> Result<bool, String> {
     require_spool_dir(dir)?;
     let sink = tidings::blocking::NatsSink::connect(opts.config.clone())
-        .map_err(|e| format!("{}: {}", crate::conn::flag_of(e.field()), e.problem()))?;
+        .map_err(|e| crate::conn::config_failure(&e, str::to_owned).message)?;
     let (reporter, guard) = tidings::blocking::start(
         Reporter::builder()
             .folding(tidings::Folding::off())

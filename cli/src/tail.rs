@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::conn::{self, ConnectionArgs};
 use crate::output::{paint, stdout_colour, Style};
+use crate::payload::{parse, Parsed};
 use crate::Failure;
 
 /// Flags of `tidings tail`.
@@ -542,12 +543,7 @@ async fn missing_stream(
     name: &str,
     e: &async_nats::jetstream::context::GetStreamError,
 ) -> String {
-    use async_nats::jetstream::context::GetStreamErrorKind;
-    let not_found = matches!(
-        e.kind(),
-        GetStreamErrorKind::JetStream(ref api) if api.code() == 404
-    );
-    if !not_found {
+    if !conn::stream_not_found(e) {
         return format!("cannot read stream {name}: {e} (is JetStream enabled on the server?)");
     }
     let mut names = Vec::new();
@@ -568,32 +564,6 @@ async fn missing_stream(
 enum Flow {
     Go,
     Done,
-}
-
-/// A message's payload, understood as far as this tidings can.
-enum Parsed {
-    Report(Box<Report>),
-    /// A report with a newer schema: its JSON.
-    Newer {
-        schema: u64,
-        value: Value,
-    },
-    /// Not a report: why.
-    Invalid(String),
-}
-
-fn parse(payload: &[u8]) -> Parsed {
-    let value: Value = match serde_json::from_slice(payload) {
-        Ok(v) => v,
-        Err(e) => return Parsed::Invalid(format!("not valid JSON: {e}")),
-    };
-    match value.get("schema").and_then(Value::as_u64) {
-        Some(schema) if schema > u64::from(SCHEMA_VERSION) => Parsed::Newer { schema, value },
-        _ => match serde_json::from_value::<Report>(value) {
-            Ok(r) => Parsed::Report(Box::new(r)),
-            Err(e) => Parsed::Invalid(format!("JSON, but not a report: {e}")),
-        },
-    }
 }
 
 /// Filters and prints messages.
