@@ -39,7 +39,7 @@
 //! | `tidings_sink_refused_total` | counter | count | `sink` | reports this sink refused for good |
 //! | `tidings_sink_up` | gauge | — | `sink` | 1 while the sink is up, 0 while it is marked down |
 //! | `tidings_spool_records` | gauge | count | | records waiting in the spool (with a spool) |
-//! | `tidings_spool_bytes` | gauge | bytes | | size of the spool's segment files on disk (with a spool) |
+//! | `tidings_spool_bytes` | gauge | bytes | | size of the spool's segment files on disk, as the spool tracks it ([`SpoolSummary::total_bytes`](crate::SpoolSummary::total_bytes); with a spool) |
 //!
 //! `accepted == delivered + spilled + lost + in_flight` holds between the
 //! counters of one sample, as in [`Stats`].
@@ -81,21 +81,8 @@ pub fn publish_stats(stats: &Stats) {
     }
     if let Some(spool) = &stats.spool {
         gauge!("tidings_spool_records").set(spool.pending as f64);
-        gauge!("tidings_spool_bytes").set(segment_bytes(&spool.dir) as f64);
+        gauge!("tidings_spool_bytes").set(spool.total_bytes as f64);
     }
-}
-
-/// The size of a spool directory's segment files (`*.seg`).
-fn segment_bytes(dir: &str) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum()
 }
 
 fn describe() {

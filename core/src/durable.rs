@@ -78,6 +78,12 @@ pub struct SpoolSummary {
     pub moved_to: Option<String>,
     /// Records still waiting in the spool.
     pub pending: u64,
+    /// Total bytes of the spool's segment files on disk, as the spool
+    /// tracks them (no directory read): the records waiting, those
+    /// delivered but in segments not yet deleted, acknowledgements, segment
+    /// headers. What an append is checked against
+    /// [`SpoolConfig::max_bytes`](crate::spool::SpoolConfig::max_bytes).
+    pub total_bytes: u64,
     /// Records found waiting when the spool was opened.
     pub recovered: u64,
     /// Damaged records skipped (at open or later), never fatal.
@@ -270,6 +276,7 @@ impl Durable {
             moved_to_fallback: self.moved_to_fallback.load(Ordering::Relaxed),
             moved_to: lock(&self.moved_to).clone(),
             pending: s.live_records,
+            total_bytes: s.total_bytes,
             recovered: self.recovered,
             corrupt_skipped: s.corrupt_skipped,
             full_refusals: s.full_refusals,
