@@ -30,9 +30,8 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
-use tidings_core::{
-    Ack, Batch, Folding, Overflow, Report, Reporter, Sink, SinkError, SinkFuture, Timestamp,
-};
+use tidings_bench::{message_400, wait_settled, SerializeSink};
+use tidings_core::{Folding, Overflow, Report, Reporter, Timestamp};
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -41,36 +40,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Calls per timed chunk and per thread; the queues hold two chunks.
 const CHUNK: usize = 16_384;
 const CAPACITY: usize = 2 * CHUNK;
-
-/// A 400-byte error message.
-fn message() -> &'static str {
-    static MESSAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    MESSAGE.get_or_init(|| {
-        let head = "primary database unreachable: connection refused by 10.0.0.7:5432 after ";
-        format!("{head}{}", "x".repeat(400 - head.len()))
-    })
-}
-
-/// A sink that serializes every report (as a NATS sink would) and drops
-/// the bytes.
-struct SerializeSink;
-
-impl Sink for SerializeSink {
-    fn name(&self) -> &str {
-        "serialize"
-    }
-
-    fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a, Vec<Result<Ack, SinkError>>> {
-        let mut buf = Vec::with_capacity(512);
-        for r in batch.iter() {
-            buf.clear();
-            r.write_json(&mut buf);
-            std::hint::black_box(&buf);
-        }
-        let n = batch.len();
-        Box::pin(async move { vec![Ok(Ack::Written); n] })
-    }
-}
 
 /// Runs `call(i)` `iters` times on each of `threads` threads (started
 /// together), in chunks with `between()` untimed after each; returns the
@@ -118,7 +87,7 @@ where
 fn json_line_untimed(i: u64) -> String {
     format!(
         "{{\"level\":\"error\",\"kind\":\"database_failure\",\"message\":\"{}\",\"attempt\":{i}}}\n",
-        message()
+        message_400()
     )
 }
 
@@ -127,7 +96,7 @@ fn json_line(i: u64) -> String {
     format!(
         "{{\"time\":\"{}\",\"level\":\"error\",\"kind\":\"database_failure\",\"message\":\"{}\",\"attempt\":{i}}}\n",
         Timestamp::now(),
-        message()
+        message_400()
     )
 }
 
@@ -170,15 +139,11 @@ fn bench_caller(c: &mut Criterion) {
                         iters,
                         threads,
                         |i| {
-                            let report = Report::error("database_failure", message())
+                            let report = Report::error("database_failure", message_400())
                                 .with_context("attempt", i);
                             let _ = std::hint::black_box(reporter.report(report));
                         },
-                        || {
-                            while reporter.stats().in_flight > 0 {
-                                std::thread::sleep(Duration::from_micros(200));
-                            }
-                        },
+                        || wait_settled(&reporter),
                     )
                 });
                 let s = guard.shutdown_blocking();
@@ -186,29 +151,12 @@ fn bench_caller(c: &mut Criterion) {
             });
         }
 
-        group.bench_function(BenchmarkId::new("appender/format_write", threads), |b| {
-            let (writer, _guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-                .buffered_lines_limit(CAPACITY * 2)
-                .lossy(false)
-                .finish(std::io::sink());
-            b.iter_custom(|iters| {
-                timed(
-                    iters,
-                    threads,
-                    |i| {
-                        let line = json_line(i);
-                        let _ = std::hint::black_box(writer.clone().write_all(line.as_bytes()));
-                    },
-                    // Its worker drains a channel we cannot see: give it the
-                    // time a chunk takes it (far below a millisecond).
-                    || std::thread::sleep(Duration::from_millis(20)),
-                )
-            });
-        });
-
-        group.bench_function(
-            BenchmarkId::new("appender/format_write_untimed", threads),
-            |b| {
+        // The same bench with and without the time in the line.
+        for (name, json_line) in [
+            ("appender/format_write", json_line as fn(u64) -> String),
+            ("appender/format_write_untimed", json_line_untimed),
+        ] {
+            group.bench_function(BenchmarkId::new(name, threads), |b| {
                 let (writer, _guard) =
                     tracing_appender::non_blocking::NonBlockingBuilder::default()
                         .buffered_lines_limit(CAPACITY * 2)
@@ -219,14 +167,16 @@ fn bench_caller(c: &mut Criterion) {
                         iters,
                         threads,
                         |i| {
-                            let line = json_line_untimed(i);
+                            let line = json_line(i);
                             let _ = std::hint::black_box(writer.clone().write_all(line.as_bytes()));
                         },
+                        // Its worker drains a channel we cannot see: give it
+                        // the time a chunk takes it (far below a millisecond).
                         || std::thread::sleep(Duration::from_millis(20)),
                     )
                 });
-            },
-        );
+            });
+        }
 
         group.bench_function(BenchmarkId::new("raw/format_channel", threads), |b| {
             let (tx, rx) = async_channel::bounded::<Box<String>>(CAPACITY * 2);

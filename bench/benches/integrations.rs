@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use tidings::testing::ManualRuntime;
 use tidings::{Overflow, Report, Reporter};
-use tidings_bench::NopSink;
+use tidings_bench::{drain_manual, NopSink};
 use tracing_subscriber::prelude::*;
 
 /// Calls per timed chunk; the queue holds two chunks.
@@ -43,14 +43,7 @@ fn timed(rt: &ManualRuntime, reporter: &Reporter, iters: u64, mut call: impl FnM
         }
         total += start.elapsed();
         left -= n;
-        rt.block_on(std::future::poll_fn(|cx| {
-            if reporter.stats().in_flight == 0 {
-                std::task::Poll::Ready(())
-            } else {
-                cx.waker().wake_by_ref();
-                std::task::Poll::Pending
-            }
-        }));
+        drain_manual(rt, reporter);
     }
     total
 }

@@ -28,7 +28,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
-use tidings_bench::NopSink;
+use tidings_bench::{drain_manual, wait_settled, NopSink};
 use tidings_core::testing::ManualRuntime;
 use tidings_core::{Overflow, Report, Reporter};
 
@@ -252,11 +252,7 @@ fn bench_report(c: &mut Criterion) {
                     |r| {
                         let _ = std::hint::black_box(reporter.report(r));
                     },
-                    || {
-                        while reporter.stats().in_flight > 0 {
-                            std::thread::sleep(Duration::from_micros(200));
-                        }
-                    },
+                    || wait_settled(&reporter),
                 )
             });
             let s = guard.shutdown_blocking();
@@ -264,18 +260,6 @@ fn bench_report(c: &mut Criterion) {
         });
     }
     group.finish();
-}
-
-/// Runs the manual runtime until the worker has settled everything.
-fn drain_manual(rt: &ManualRuntime, reporter: &Reporter) {
-    rt.block_on(std::future::poll_fn(|cx| {
-        if reporter.stats().in_flight == 0 {
-            std::task::Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    }));
 }
 
 criterion_group!(benches, bench_report);

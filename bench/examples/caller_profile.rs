@@ -8,25 +8,8 @@
 
 use std::time::Duration;
 
-use tidings_core::{Ack, Batch, Folding, Overflow, Report, Reporter, Sink, SinkError, SinkFuture};
-
-struct SerializeSink;
-
-impl Sink for SerializeSink {
-    fn name(&self) -> &str {
-        "serialize"
-    }
-    fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a, Vec<Result<Ack, SinkError>>> {
-        let mut buf = Vec::with_capacity(512);
-        for r in batch.iter() {
-            buf.clear();
-            r.write_json(&mut buf);
-            std::hint::black_box(&buf);
-        }
-        let n = batch.len();
-        Box::pin(async move { vec![Ok(Ack::Written); n] })
-    }
-}
+use tidings_bench::{message_400, SerializeSink};
+use tidings_core::{Folding, Overflow, Report, Reporter};
 
 fn main() {
     let folding = match std::env::args().nth(1).as_deref() {
@@ -53,10 +36,9 @@ fn main() {
             .log_to_stderr(false),
     )
     .unwrap();
-    let head = "primary database unreachable: connection refused by 10.0.0.7:5432 after ";
-    let message = format!("{head}{}", "x".repeat(400 - head.len()));
+    let message = message_400();
     for i in 0..200_000u64 {
-        let report = Report::error("database_failure", message.as_str()).with_context("attempt", i);
+        let report = Report::error("database_failure", message).with_context("attempt", i);
         let _ = std::hint::black_box(reporter.report(report));
     }
     let s = guard.shutdown_blocking_within(Duration::from_secs(30));

@@ -3,7 +3,8 @@
 //! Benchmarks of tidings side by side with the raw clients it wraps. This
 //! library holds what the criterion micro-benchmark (`benches/report.rs`)
 //! and the `tidings-bench` binary share: the report fixture, a sink that
-//! discards, small statistics, and facts about the machine.
+//! discards and one that serializes, waits for the worker to settle, small
+//! statistics, and facts about the machine.
 //!
 //! Benchmarks measure; tests check behaviour. Nothing here asserts a time.
 
@@ -11,7 +12,8 @@
 
 use std::time::Duration;
 
-use tidings_core::{Ack, Batch, Report, Sink, SinkError, SinkFuture};
+use tidings_core::testing::ManualRuntime;
+use tidings_core::{Ack, Batch, Report, Reporter, Sink, SinkError, SinkFuture};
 
 /// Size of every benchmark report's JSON, in bytes (a realistic error
 /// report: kind, message, source, two context entries).
@@ -68,6 +70,58 @@ impl Sink for NopSink {
     fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a, Vec<Result<Ack, SinkError>>> {
         let n = batch.len();
         Box::pin(async move { vec![Ok(Ack::Written); n] })
+    }
+}
+
+/// A sink that serializes every report (as a NATS sink would) and drops
+/// the bytes.
+#[derive(Debug, Default)]
+pub struct SerializeSink;
+
+impl Sink for SerializeSink {
+    fn name(&self) -> &str {
+        "serialize"
+    }
+
+    fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a, Vec<Result<Ack, SinkError>>> {
+        let mut buf = Vec::with_capacity(512);
+        for r in batch.iter() {
+            buf.clear();
+            r.write_json(&mut buf);
+            std::hint::black_box(&buf);
+        }
+        let n = batch.len();
+        Box::pin(async move { vec![Ok(Ack::Written); n] })
+    }
+}
+
+/// A 400-byte error message (built once).
+pub fn message_400() -> &'static str {
+    static MESSAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    MESSAGE.get_or_init(|| {
+        let head = "primary database unreachable: connection refused by 10.0.0.7:5432 after ";
+        format!("{head}{}", "x".repeat(400 - head.len()))
+    })
+}
+
+/// Runs the manual runtime until the reporter's worker has settled
+/// everything (`in_flight == 0`).
+pub fn drain_manual(rt: &ManualRuntime, reporter: &Reporter) {
+    rt.block_on(std::future::poll_fn(|cx| {
+        if reporter.stats().in_flight == 0 {
+            std::task::Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }));
+}
+
+/// Sleeps (200 µs at a time) until a reporter whose worker runs on
+/// another thread has settled everything (`in_flight == 0`).
+pub fn wait_settled(reporter: &Reporter) {
+    while reporter.stats().in_flight > 0 {
+        std::thread::sleep(Duration::from_micros(200));
     }
 }
 
@@ -292,6 +346,11 @@ mod tests {
         }
         let rs = reports(2);
         assert_ne!(rs[0].id, rs[1].id);
+    }
+
+    #[test]
+    fn message_is_400_bytes() {
+        assert_eq!(message_400().len(), 400);
     }
 
     #[test]

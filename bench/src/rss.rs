@@ -9,8 +9,8 @@
 //! its counters.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Lines, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -91,9 +91,8 @@ pub struct Sample {
 /// child connected.
 pub fn measure(config: Config, n: usize) -> Sample {
     let mut server = Server::start();
-    let exe = std::env::current_exe().expect("current exe");
-    let mut child = Command::new(exe)
-        .args([
+    let mut child = ChildRun::start(config.name(), |c| {
+        c.args([
             "--child-rss",
             config.name(),
             "--url",
@@ -101,26 +100,77 @@ pub fn measure(config: Config, n: usize) -> Sample {
             "--n",
             &n.to_string(),
         ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the child");
-    let mut stdin = child.stdin.take().expect("child stdin");
-    let mut lines = BufReader::new(child.stdout.take().expect("child stdout")).lines();
-    let first = lines.next().and_then(Result::ok).unwrap_or_default();
-    assert_eq!(first, "connected", "child {}: {first:?}", config.name());
+    });
     server.nats.kill();
-    writeln!(stdin, "go").expect("tell the child to go");
-    let result = lines
-        .find_map(|l| {
-            l.ok()
-                .and_then(|l| l.strip_prefix("result ").map(str::to_owned))
-        })
-        .unwrap_or_else(|| panic!("child {} printed no result", config.name()));
-    let status = child.wait().expect("child exit");
-    assert!(status.success(), "child {} failed: {status}", config.name());
+    child.go();
+    let result = child.line_after("result ");
+    child.wait();
     parse(&result)
+}
+
+/// A child run of this binary (`--child-rss`, `--child-storm`) that has
+/// said `connected` (see [`connected_wait_go`]): the parent tells it `go`
+/// and reads the lines it prints.
+pub(crate) struct ChildRun {
+    name: String,
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl ChildRun {
+    /// Runs this binary with the arguments `args` adds, its stdin and
+    /// stdout piped, and waits until it says `connected`.
+    pub(crate) fn start(name: &str, args: impl FnOnce(&mut Command) -> &mut Command) -> ChildRun {
+        let exe = std::env::current_exe().expect("current exe");
+        let mut child = args(&mut Command::new(exe))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the child");
+        let stdin = child.stdin.take().expect("child stdin");
+        let mut lines = BufReader::new(child.stdout.take().expect("child stdout")).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        assert_eq!(first, "connected", "child {name}: {first:?}");
+        ChildRun {
+            name: name.to_owned(),
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Tells the child to go.
+    pub(crate) fn go(&mut self) {
+        writeln!(self.stdin, "go").expect("tell the child to go");
+    }
+
+    /// The rest of the next line the child prints that starts with
+    /// `prefix`.
+    pub(crate) fn line_after(&mut self, prefix: &str) -> String {
+        let name = &self.name;
+        self.lines
+            .by_ref()
+            .find_map(|l| {
+                l.ok()
+                    .and_then(|l| l.strip_prefix(prefix).map(str::to_owned))
+            })
+            .unwrap_or_else(|| panic!("child {name} printed no {prefix:?} line"))
+    }
+
+    /// Waits for the child to exit; panics unless it succeeded.
+    pub(crate) fn wait(mut self) {
+        let status = self.child.wait().expect("child exit");
+        assert!(status.success(), "child {} failed: {status}", self.name);
+    }
+}
+
+/// The child's side of the handshake: says `connected`, waits for `go`.
+pub(crate) fn connected_wait_go() {
+    println!("connected");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).expect("read go");
 }
 
 fn parse(line: &str) -> Sample {
@@ -148,16 +198,11 @@ pub fn child(config: Config, url: &str, n: usize) {
         .tempdir()
         .expect("temp dir");
     let template = report(0);
-    let go = || {
-        println!("connected");
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).expect("read go");
-    };
 
     let sample = match config {
         Config::Idle | Config::NaiveSpawn => {
             let client = rt.block_on(async_nats::connect(url)).expect("connect");
-            go();
+            connected_wait_go();
             wait_disconnected(|| {
                 client.connection_state() == async_nats::connection::State::Connected
             });
@@ -211,7 +256,7 @@ pub fn child(config: Config, url: &str, n: usize) {
             let builder = with_storage(config, builder, dir.path());
             let (reporter, guard) =
                 tidings_tokio::start_on(rt.handle().clone(), builder).expect("start");
-            go();
+            connected_wait_go();
             wait_disconnected(|| {
                 client.connection_state() == async_nats::connection::State::Connected
             });
@@ -251,7 +296,8 @@ pub fn child(config: Config, url: &str, n: usize) {
     std::process::exit(0);
 }
 
-fn wait_disconnected(connected: impl Fn() -> bool) {
+/// Waits (up to 10 s) until `connected` says the client lost the server.
+pub(crate) fn wait_disconnected(connected: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while connected() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));

@@ -32,9 +32,8 @@
 //! JetStream ack).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tidings_bench::{peak_rss_kib, Histogram};
@@ -48,6 +47,7 @@ use tidings_core::{
 };
 
 use crate::e2e::{STREAM, SUBJECT};
+use crate::rss::{connected_wait_go, wait_disconnected, ChildRun};
 use crate::server::Server;
 
 /// Distinct rare fingerprints in the mixed storm.
@@ -236,40 +236,21 @@ pub fn measure(config: Config, plan: Plan) -> Sample {
         .prefix("tidings-bench-storm-")
         .tempdir()
         .expect("temp dir");
-    let exe = std::env::current_exe().expect("current exe");
-    let mut child = Command::new(exe)
-        .args(["--child-storm", config.name, "--url", &url, "--dir"])
-        .arg(dir.path())
-        .args(plan.args())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the child");
-    let mut stdin = child.stdin.take().expect("child stdin");
-    let mut lines = BufReader::new(child.stdout.take().expect("child stdout")).lines();
-    let first = lines.next().and_then(Result::ok).unwrap_or_default();
-    assert_eq!(first, "connected", "child {}: {first:?}", config.name);
+    let mut child = ChildRun::start(config.name, |c| {
+        c.args(["--child-storm", config.name, "--url", &url, "--dir"])
+            .arg(dir.path())
+            .args(plan.args())
+    });
     if config.down {
         server.nats.kill();
     }
     let server_cpu = || server.nats.pid().and_then(|p| cpu_secs(&p.to_string()));
     let cpu_before = server_cpu();
-    writeln!(stdin, "go").expect("tell the child to go");
-    let mut line_after = |prefix: &str| {
-        lines
-            .by_ref()
-            .find_map(|l| {
-                l.ok()
-                    .and_then(|l| l.strip_prefix(prefix).map(str::to_owned))
-            })
-            .unwrap_or_else(|| panic!("child {} printed no {prefix:?} line", config.name))
-    };
-    let measured = line_after("measured ");
+    child.go();
+    let measured = child.line_after("measured ");
     let server_cpu_secs = cpu_before.zip(server_cpu()).map(|(a, b)| b - a);
-    let checked = line_after("result ");
-    let status = child.wait().expect("child exit");
-    assert!(status.success(), "child {} failed: {status}", config.name);
+    let checked = child.line_after("result ");
+    child.wait();
     let mut sample = parse(&measured);
     sample.server_cpu_secs = server_cpu_secs;
     sample.failure = match checked.strip_prefix("check=") {
@@ -347,16 +328,9 @@ pub fn child(config: Config, url: &str, dir: &Path, plan: Plan) {
         builder = builder.spool(SpoolConfig::new(dir.join(SPOOL)), SpoolMode::OnSpill);
     }
     let (reporter, guard) = tidings_tokio::start_on(rt.handle().clone(), builder).expect("start");
-    println!("connected");
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).expect("read go");
+    connected_wait_go();
     if config.down {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while client.connection_state() == async_nats::connection::State::Connected
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_disconnected(|| client.connection_state() == async_nats::connection::State::Connected);
     }
 
     let timer_ns = timer_overhead();
@@ -783,14 +757,7 @@ pub fn hot_path(rounds: usize, chunks: usize) -> Vec<Vec<f64>> {
                     }
                 }
                 per_call.push(t.elapsed().as_nanos() as f64 / CHUNK as f64);
-                rt.block_on(std::future::poll_fn(|cx| {
-                    if reporter.stats().in_flight == 0 {
-                        std::task::Poll::Ready(())
-                    } else {
-                        cx.waker().wake_by_ref();
-                        std::task::Poll::Pending
-                    }
-                }));
+                tidings_bench::drain_manual(&rt, &reporter);
             }
             let s = rt.block_on(reporter.shutdown(Duration::from_secs(5)));
             assert_eq!(s.stats.refused, 0, "the queue overflowed: not the hot path");
