@@ -1099,11 +1099,7 @@ mod tls {
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(no_usable_ca)?;
-        let verifier = Arc::new(Verifier {
-            inner,
-            name: material.server_name.clone(),
-            seen: seen.clone(),
-        });
+        let verifier = Verifier::new(inner, material, seen.clone());
         let key = match &material.client {
             None => None,
             Some(identity) => {
@@ -1222,59 +1218,27 @@ mod tests {
     /// through core's table: the same words as on the sync stack.
     #[test]
     fn the_clients_connect_errors_map_into_cores_table() {
-        let untrusted = TlsSeen {
-            server_cert: Some(Err("invalid peer certificate: UnknownIssuer".into())),
-            ..TlsSeen::default()
-        };
-        let wrong_name = TlsSeen {
-            server_cert: Some(Err("invalid peer certificate: NotValidForName".into())),
-            ..TlsSeen::default()
-        };
-        let asked_none = TlsSeen {
-            server_cert: Some(Ok(())),
-            client_cert_asked: Some(false),
-            ..TlsSeen::default()
-        };
-        let asked_sent = TlsSeen {
-            server_cert: Some(Ok(())),
-            client_cert_asked: Some(true),
-            ..TlsSeen::default()
-        };
-        let required = TlsSeen {
-            require_tls: true,
-            ..TlsSeen::default()
-        };
+        use tidings_core::testing::tls_seen::*;
         let rows: Vec<(&str, TlsSeen, &str)> = vec![
             (
                 "authorization violation",
                 TlsSeen::default(),
                 "Authorization Violation",
             ),
-            ("TLS error", untrusted, "is not trusted"),
-            ("TLS error", wrong_name, "tls_server_name"),
-            ("IO error", asked_none, "requires a TLS client certificate"),
-            ("IO error", asked_sent, "did not accept"),
-            ("TLS error", required, "does not offer"),
+            ("TLS error", untrusted(), "is not trusted"),
+            ("TLS error", wrong_name(), "tls_server_name"),
+            (
+                "IO error",
+                asked_none(),
+                "requires a TLS client certificate",
+            ),
+            ("IO error", asked_sent(), "did not accept"),
+            ("TLS error", required(), "does not offer"),
             // async-nats reports a failed handshake as an I/O error; the
             // hooks saw the hello go out and no certificate come back.
-            (
-                "IO error",
-                TlsSeen {
-                    require_tls: true,
-                    handshake_started: true,
-                    ..TlsSeen::default()
-                },
-                "does not offer",
-            ),
+            ("IO error", started(), "does not offer"),
             // Required, but the server is down: no handshake began.
-            (
-                "IO error",
-                TlsSeen {
-                    require_tls: true,
-                    ..TlsSeen::default()
-                },
-                "IO error",
-            ),
+            ("IO error", required(), "IO error"),
             ("TLS error", TlsSeen::default(), "TLS handshake failed"),
             ("IO error", TlsSeen::default(), "IO error"),
         ];

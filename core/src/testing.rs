@@ -626,6 +626,61 @@ impl Drop for ManualRuntime {
     }
 }
 
+/// What the TLS hooks see in each connect failure core's table tells apart
+/// ([`ConnectFailure::classify`](crate::nats::ConnectFailure::classify)):
+/// one fixture per case, for the table-driven tests of core and both NATS
+/// sinks.
+pub mod tls_seen {
+    use crate::nats::TlsSeen;
+
+    /// The server's certificate does not chain to a trusted CA.
+    pub fn untrusted() -> TlsSeen {
+        TlsSeen {
+            server_cert: Some(Err("invalid peer certificate: UnknownIssuer".into())),
+            ..TlsSeen::default()
+        }
+    }
+
+    /// The server's certificate is not valid for the name verified.
+    pub fn wrong_name() -> TlsSeen {
+        TlsSeen {
+            server_cert: Some(Err("invalid peer certificate: NotValidForName".into())),
+            ..TlsSeen::default()
+        }
+    }
+
+    /// The server asked for a client certificate; none was configured.
+    pub fn asked_none() -> TlsSeen {
+        TlsSeen {
+            server_cert: Some(Ok(())),
+            client_cert_asked: Some(false),
+            ..TlsSeen::default()
+        }
+    }
+
+    /// The server asked for a client certificate; one was sent.
+    pub fn asked_sent() -> TlsSeen {
+        TlsSeen {
+            server_cert: Some(Ok(())),
+            client_cert_asked: Some(true),
+            ..TlsSeen::default()
+        }
+    }
+
+    /// TLS required, no handshake seen.
+    pub fn required() -> TlsSeen {
+        TlsSeen::new(true)
+    }
+
+    /// TLS required, the client's hello went out, no certificate came back.
+    pub fn started() -> TlsSeen {
+        TlsSeen {
+            handshake_started: true,
+            ..TlsSeen::new(true)
+        }
+    }
+}
+
 /// JetStream publish answers as they arrive on the wire (the body of the
 /// reply to a publish), each with the kind core's table gives it. Both NATS
 /// sinks run these rows through their own client's parsing in a

@@ -425,21 +425,13 @@ mod tests {
     /// with what the hooks saw, read through core's table.
     #[test]
     fn the_clients_connect_errors_map_into_cores_table() {
+        use tidings_core::testing::tls_seen;
         let tls = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
-        let required = TlsSeen {
-            require_tls: true,
-            ..TlsSeen::default()
-        };
-        let asked_none = TlsSeen {
-            server_cert: Some(Ok(())),
-            client_cert_asked: Some(false),
-            ..TlsSeen::default()
-        };
-        let asked_sent = TlsSeen {
-            server_cert: Some(Ok(())),
-            client_cert_asked: Some(true),
-            ..TlsSeen::default()
-        };
+        let (required, asked_none, asked_sent) = (
+            tls_seen::required(),
+            tls_seen::asked_none(),
+            tls_seen::asked_sent(),
+        );
         let none = TlsSeen::default();
         let rows: Vec<(io::Error, &TlsSeen, &str)> = vec![
             (

@@ -40,11 +40,7 @@ pub(crate) fn build(material: &TlsMaterial, seen: Seen) -> Result<ClientConfig, 
     let inner = WebPkiServerVerifier::builder(Arc::new(roots))
         .build()
         .map_err(no_usable_ca)?;
-    let verifier = Arc::new(Verifier {
-        inner,
-        name: material.server_name.clone(),
-        seen: seen.clone(),
-    });
+    let verifier = Verifier::new(inner, material, seen.clone());
     let client_key = match &material.client {
         None => None,
         Some(identity) => {

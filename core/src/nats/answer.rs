@@ -503,33 +503,15 @@ mod tests {
     /// the TLS hooks saw, and the one outcome (always unavailable).
     #[test]
     fn every_connect_failure_is_unavailable_and_says_what_to_fix() {
-        let untrusted = TlsSeen {
-            server_cert: Some(Err("invalid peer certificate: UnknownIssuer".into())),
-            ..TlsSeen::default()
-        };
-        let wrong_name = TlsSeen {
-            server_cert: Some(Err("invalid peer certificate: NotValidForName".into())),
-            ..TlsSeen::default()
-        };
-        let asked_none = TlsSeen {
-            server_cert: Some(Ok(())),
-            client_cert_asked: Some(false),
-            ..TlsSeen::default()
-        };
-        let asked_sent = TlsSeen {
-            server_cert: Some(Ok(())),
-            client_cert_asked: Some(true),
-            ..TlsSeen::default()
-        };
-        let required = TlsSeen {
-            require_tls: true,
-            ..TlsSeen::default()
-        };
-        let started = TlsSeen {
-            require_tls: true,
-            handshake_started: true,
-            ..TlsSeen::default()
-        };
+        use crate::testing::tls_seen::*;
+        let (untrusted, wrong_name, asked_none, asked_sent, required, started) = (
+            untrusted(),
+            wrong_name(),
+            asked_none(),
+            asked_sent(),
+            required(),
+            started(),
+        );
         let none = TlsSeen::default();
         let rows: Vec<(&str, &TlsSeen, &str)> = vec![
             // The sync client's words.

@@ -326,6 +326,22 @@ macro_rules! __tidings_tls_hooks {
             seen: Seen,
         }
 
+        impl Verifier {
+            /// Verifies by `inner`, for `material`'s server name, noting
+            /// into `seen`.
+            fn new(
+                inner: ::std::sync::Arc<WebPkiServerVerifier>,
+                material: &$crate::nats::TlsMaterial,
+                seen: Seen,
+            ) -> ::std::sync::Arc<Verifier> {
+                ::std::sync::Arc::new(Verifier {
+                    inner,
+                    name: material.server_name.clone(),
+                    seen,
+                })
+            }
+        }
+
         impl ServerCertVerifier for Verifier {
             fn verify_server_cert(
                 &self,
