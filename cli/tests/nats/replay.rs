@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
+use std::process::Output;
 
 use tidings::{Report, ReportId};
 use tidings_conformance::nats_probe::{create_stream, stream_arrivals, stream_len};
@@ -34,6 +35,17 @@ fn write_file(dir: &Path, reports: &[Report], malformed_every: usize) -> std::pa
     path
 }
 
+/// `tidings replay FILE -s URL --stream STREAM EXTRA…`, and its stdout and
+/// stderr.
+fn replay(file: &Path, url: &str, stream: &str, extra: &[&str]) -> (Output, String, String) {
+    let file = file.to_str().unwrap();
+    let mut args = vec!["replay", file, "-s", url, "--stream", stream];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    let (stdout, stderr) = text(&out);
+    (out, stdout, stderr)
+}
+
 fn reports(n: usize) -> Vec<Report> {
     (0..n)
         .map(|i| {
@@ -56,15 +68,7 @@ fn replay_of_10k_reports_puts_each_valid_one_in_the_stream_exactly_once() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), &all, 1500);
-    let out = run(&[
-        "replay",
-        file.to_str().unwrap(),
-        "-s",
-        &url,
-        "--stream",
-        "TIDINGS",
-    ]);
-    let (stdout, stderr) = text(&out);
+    let (out, stdout, stderr) = replay(&file, &url, "TIDINGS", &[]);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("10007 lines: 10000 reports, 6 malformed lines skipped"),
@@ -117,16 +121,7 @@ fn dry_run_reads_and_counts_but_sends_nothing() {
     create_stream(&url, "TIDINGS", "tidings.reports", 1);
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), &reports(50), 10);
-    let out = run(&[
-        "replay",
-        file.to_str().unwrap(),
-        "-s",
-        &url,
-        "--stream",
-        "TIDINGS",
-        "--dry-run",
-    ]);
-    let (stdout, stderr) = text(&out);
+    let (out, stdout, stderr) = replay(&file, &url, "TIDINGS", &["--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("nothing sent"), "{stdout}");
     assert!(
@@ -156,15 +151,7 @@ fn replay_without_a_usable_server_or_stream_sends_nothing_and_writes_nothing() {
     assert!(stderr.contains("cannot connect to"), "{stderr}");
 
     let server = NatsServer::start();
-    let out = run(&[
-        "replay",
-        file.to_str().unwrap(),
-        "-s",
-        &server.url(),
-        "--stream",
-        "MISSING",
-    ]);
-    let (stdout, stderr) = text(&out);
+    let (out, stdout, stderr) = replay(&file, &server.url(), "MISSING", &[]);
     assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
     assert!(stderr.contains("cannot use stream MISSING"), "{stderr}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -189,15 +176,7 @@ fn reports_that_cannot_be_sent_go_to_the_failed_file_and_none_is_lost() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), &all, 1000);
-    let out = run(&[
-        "replay",
-        file.to_str().unwrap(),
-        "-s",
-        &url,
-        "--stream",
-        "TIDINGS",
-    ]);
-    let (stdout, stderr) = text(&out);
+    let (out, stdout, stderr) = replay(&file, &url, "TIDINGS", &[]);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("outcome: 100 stored, 0 duplicates the stream already had, 5 failed"),
